@@ -1,0 +1,690 @@
+package refs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"strconv"
+)
+
+// Pickle opcodes (protocols 0–5).
+const (
+	opMark           = '('
+	opStop           = '.'
+	opPop            = '0'
+	opPopMark        = '1'
+	opDup            = '2'
+	opFloat          = 'F'
+	opInt            = 'I'
+	opBinInt         = 'J'
+	opBinInt1        = 'K'
+	opLong           = 'L'
+	opBinInt2        = 'M'
+	opNone           = 'N'
+	opPersID         = 'P'
+	opBinPersID      = 'Q'
+	opReduce         = 'R'
+	opString         = 'S'
+	opBinString      = 'T'
+	opShortBinString = 'U'
+	opUnicode        = 'V'
+	opBinUnicode     = 'X'
+	opAppend         = 'a'
+	opBuild          = 'b'
+	opGlobal         = 'c'
+	opDict           = 'd'
+	opEmptyDict      = '}'
+	opAppends        = 'e'
+	opGet            = 'g'
+	opBinGet         = 'h'
+	opInst           = 'i'
+	opLongBinGet     = 'j'
+	opList           = 'l'
+	opEmptyList      = ']'
+	opObj            = 'o'
+	opPut            = 'p'
+	opBinPut         = 'q'
+	opLongBinPut     = 'r'
+	opSetItem        = 's'
+	opTuple          = 't'
+	opEmptyTuple     = ')'
+	opSetItems       = 'u'
+	opBinFloat       = 'G'
+	opBinBytes       = 'B'
+	opShortBinBytes  = 'C'
+	opProto          = 0x80
+	opNewObj         = 0x81
+	opExt1           = 0x82
+	opExt2           = 0x83
+	opExt4           = 0x84
+	opTuple1         = 0x85
+	opTuple2         = 0x86
+	opTuple3         = 0x87
+	opNewTrue        = 0x88
+	opNewFalse       = 0x89
+	opLong1          = 0x8a
+	opLong4          = 0x8b
+	opShortBinUni    = 0x8c
+	opBinUnicode8    = 0x8d
+	opBinBytes8      = 0x8e
+	opEmptySet       = 0x8f
+	opAddItems       = 0x90
+	opFrozenSet      = 0x91
+	opNewObjEx       = 0x92
+	opStackGlobal    = 0x93
+	opMemoize        = 0x94
+	opFrame          = 0x95
+	opByteArray8     = 0x96
+	opNextBuffer     = 0x97
+	opReadOnlyBuffer = 0x98
+)
+
+var opNames = [256]string{
+	opMark: "MARK", opStop: "STOP", opPop: "POP", opPopMark: "POP_MARK", opDup: "DUP",
+	opFloat: "FLOAT", opInt: "INT", opBinInt: "BININT", opBinInt1: "BININT1", opLong: "LONG",
+	opBinInt2: "BININT2", opNone: "NONE", opPersID: "PERSID", opBinPersID: "BINPERSID",
+	opReduce: "REDUCE", opString: "STRING", opBinString: "BINSTRING",
+	opShortBinString: "SHORT_BINSTRING", opUnicode: "UNICODE", opBinUnicode: "BINUNICODE",
+	opAppend: "APPEND", opBuild: "BUILD", opGlobal: "GLOBAL", opDict: "DICT",
+	opEmptyDict: "EMPTY_DICT", opAppends: "APPENDS", opGet: "GET", opBinGet: "BINGET",
+	opInst: "INST", opLongBinGet: "LONG_BINGET", opList: "LIST", opEmptyList: "EMPTY_LIST",
+	opObj: "OBJ", opPut: "PUT", opBinPut: "BINPUT", opLongBinPut: "LONG_BINPUT",
+	opSetItem: "SETITEM", opTuple: "TUPLE", opEmptyTuple: "EMPTY_TUPLE", opSetItems: "SETITEMS",
+	opBinFloat: "BINFLOAT", opBinBytes: "BINBYTES", opShortBinBytes: "SHORT_BINBYTES",
+	opProto: "PROTO", opNewObj: "NEWOBJ", opExt1: "EXT1", opExt2: "EXT2", opExt4: "EXT4",
+	opTuple1: "TUPLE1", opTuple2: "TUPLE2", opTuple3: "TUPLE3", opNewTrue: "NEWTRUE",
+	opNewFalse: "NEWFALSE", opLong1: "LONG1", opLong4: "LONG4", opShortBinUni: "SHORT_BINUNICODE",
+	opBinUnicode8: "BINUNICODE8", opBinBytes8: "BINBYTES8", opEmptySet: "EMPTY_SET",
+	opAddItems: "ADDITEMS", opFrozenSet: "FROZENSET", opNewObjEx: "NEWOBJ_EX",
+	opStackGlobal: "STACK_GLOBAL", opMemoize: "MEMOIZE", opFrame: "FRAME",
+	opByteArray8: "BYTEARRAY8", opNextBuffer: "NEXT_BUFFER", opReadOnlyBuffer: "READONLY_BUFFER",
+}
+
+// maxRecord keeps every offset representable in the int32 spans of value.
+const maxRecord = math.MaxInt32
+
+// memoSlack is how far past the end of the memo slice a key may be and still
+// be stored in the slice; farther keys go to a map so that a forged
+// LONG_BINPUT cannot make the Scanner allocate a huge slice.
+const memoSlack = 1024
+
+var (
+	vNoneValue   = value{kind: vNone}
+	vScalarValue = value{kind: vScalar}
+)
+
+// run executes one pickle starting at pos and returns the position after
+// its STOP. Persistent ids are classified and appended to refs when collect
+// is set.
+func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
+	data := s.data
+	if len(data) > maxRecord {
+		return pos, refs, &Error{Offset: 0, Msg: "record larger than 2 GiB"}
+	}
+	s.stack = s.stack[:0]
+	s.marks = s.marks[:0]
+	for {
+		if pos >= len(data) {
+			if s.pickle == 1 && pos == len(data) && len(s.stack) == 0 && len(s.marks) == 0 {
+				return pos, refs, &Error{Offset: pos, Msg: "no state pickle after the class pickle"}
+			}
+			return pos, refs, &Error{Offset: pos, Msg: "unexpected end of data (no STOP)"}
+		}
+		at := pos
+		op := data[pos]
+		pos++
+		switch op {
+		case opProto:
+			if pos >= len(data) {
+				return at, refs, s.fail(at, "truncated")
+			}
+			if data[pos] > 5 {
+				return at, refs, s.fail(at, "unsupported pickle protocol "+strconv.Itoa(int(data[pos])))
+			}
+			pos++
+		case opFrame:
+			if len(data)-pos < 8 {
+				return at, refs, s.fail(at, "truncated")
+			}
+			pos += 8
+		case opStop:
+			v, ok := s.pop()
+			if !ok {
+				return at, refs, s.fail(at, "stack empty")
+			}
+			if s.pickle == 0 {
+				s.result = v
+			}
+			return pos, refs, nil
+		case opMark:
+			s.marks = append(s.marks, len(s.stack))
+		case opPop:
+			if _, ok := s.pop(); !ok {
+				if _, ok := s.popMark(); !ok {
+					return at, refs, s.fail(at, "stack empty")
+				}
+			}
+		case opPopMark:
+			base, ok := s.popMark()
+			if !ok {
+				return at, refs, s.fail(at, "no MARK")
+			}
+			s.stack = s.stack[:base]
+		case opDup:
+			if len(s.stack) <= s.markBase() {
+				return at, refs, s.fail(at, "stack empty")
+			}
+			s.push(s.stack[len(s.stack)-1])
+		case opNone:
+			s.push(vNoneValue)
+		case opNewTrue, opNewFalse:
+			s.push(vScalarValue)
+		case opInt, opLong, opFloat:
+			_, end, ok := s.line(pos)
+			if !ok {
+				return at, refs, s.fail(at, "missing end of line")
+			}
+			pos = end + 1
+			s.push(vScalarValue)
+		case opBinInt:
+			if pos += 4; pos > len(data) {
+				return at, refs, s.fail(at, "truncated")
+			}
+			s.push(vScalarValue)
+		case opBinInt1:
+			if pos++; pos > len(data) {
+				return at, refs, s.fail(at, "truncated")
+			}
+			s.push(vScalarValue)
+		case opBinInt2:
+			if pos += 2; pos > len(data) {
+				return at, refs, s.fail(at, "truncated")
+			}
+			s.push(vScalarValue)
+		case opBinFloat:
+			if pos += 8; pos > len(data) {
+				return at, refs, s.fail(at, "truncated")
+			}
+			s.push(vScalarValue)
+		case opLong1, opLong4:
+			n, next, ok := s.length(pos, true, lenSize(op))
+			if !ok {
+				return at, refs, s.fail(at, "bad length")
+			}
+			pos = next + n
+			s.push(vScalarValue)
+		case opShortBinString, opShortBinBytes, opShortBinUni:
+			n, next, ok := s.length(pos, false, 1)
+			if !ok {
+				return at, refs, s.fail(at, "string runs past the end of the data")
+			}
+			s.push(value{kind: vString, off: int32(next), n: int32(n)})
+			pos = next + n
+		case opBinString, opBinBytes, opBinUnicode:
+			// BINSTRING's length is signed in Python; a negative one is an
+			// error there and exceeds the data here.
+			n, next, ok := s.length(pos, false, 4)
+			if !ok {
+				return at, refs, s.fail(at, "string runs past the end of the data")
+			}
+			s.push(value{kind: vString, off: int32(next), n: int32(n)})
+			pos = next + n
+		case opBinUnicode8, opBinBytes8, opByteArray8:
+			n, next, ok := s.length(pos, false, 8)
+			if !ok {
+				return at, refs, s.fail(at, "string runs past the end of the data")
+			}
+			s.push(value{kind: vString, off: int32(next), n: int32(n)})
+			pos = next + n
+		case opString:
+			start, end, ok := s.line(pos)
+			if !ok {
+				return at, refs, s.fail(at, "missing end of line")
+			}
+			v, err := s.decodeQuoted(start, end)
+			if err != "" {
+				return at, refs, s.fail(at, err)
+			}
+			s.push(v)
+			pos = end + 1
+		case opUnicode:
+			start, end, ok := s.line(pos)
+			if !ok {
+				return at, refs, s.fail(at, "missing end of line")
+			}
+			v, err := s.decodeRawUnicodeEscape(start, end)
+			if err != "" {
+				return at, refs, s.fail(at, err)
+			}
+			s.push(v)
+			pos = end + 1
+		case opEmptyTuple:
+			s.push(s.newTuple(nil))
+		case opTuple1, opTuple2, opTuple3:
+			n := int(op-opTuple1) + 1
+			if len(s.stack)-n < s.markBase() {
+				return at, refs, s.fail(at, "stack underflow")
+			}
+			t := s.newTuple(s.stack[len(s.stack)-n:])
+			s.stack = append(s.stack[:len(s.stack)-n], t)
+		case opTuple:
+			base, ok := s.popMark()
+			if !ok {
+				return at, refs, s.fail(at, "no MARK")
+			}
+			t := s.newTuple(s.stack[base:])
+			s.stack = append(s.stack[:base], t)
+		case opEmptyList:
+			s.push(s.newList(nil))
+		case opList:
+			base, ok := s.popMark()
+			if !ok {
+				return at, refs, s.fail(at, "no MARK")
+			}
+			l := s.newList(s.stack[base:])
+			s.stack = append(s.stack[:base], l)
+		case opEmptyDict, opEmptySet:
+			s.push(value{kind: vDict})
+		case opDict, opFrozenSet:
+			base, ok := s.popMark()
+			if !ok {
+				return at, refs, s.fail(at, "no MARK")
+			}
+			s.stack = append(s.stack[:base], value{kind: vDict})
+		case opAppend:
+			if len(s.stack)-2 < s.markBase() {
+				return at, refs, s.fail(at, "stack underflow")
+			}
+			v := s.stack[len(s.stack)-1]
+			s.stack = s.stack[:len(s.stack)-1]
+			s.appendOne(s.stack[len(s.stack)-1], v)
+		case opAppends, opSetItems, opAddItems:
+			base, ok := s.popMark()
+			if !ok {
+				return at, refs, s.fail(at, "no MARK")
+			}
+			if base <= s.markBase() {
+				return at, refs, s.fail(at, "stack underflow")
+			}
+			if op == opAppends {
+				s.appendTo(s.stack[base-1], s.stack[base:])
+			}
+			s.stack = s.stack[:base]
+		case opSetItem:
+			if len(s.stack)-3 < s.markBase() {
+				return at, refs, s.fail(at, "stack underflow")
+			}
+			s.stack = s.stack[:len(s.stack)-2]
+		case opPut:
+			start, end, ok := s.line(pos)
+			if !ok {
+				return at, refs, s.fail(at, "missing end of line")
+			}
+			key, err := strconv.ParseInt(string(data[start:end]), 10, 64)
+			if err != nil || key < 0 {
+				return at, refs, s.fail(at, "bad memo key")
+			}
+			pos = end + 1
+			if err := s.put(at, key); err != nil {
+				return at, refs, err
+			}
+		case opBinPut:
+			if pos >= len(data) {
+				return at, refs, s.fail(at, "truncated")
+			}
+			key := int64(data[pos])
+			pos++
+			if err := s.put(at, key); err != nil {
+				return at, refs, err
+			}
+		case opLongBinPut:
+			if len(data)-pos < 4 {
+				return at, refs, s.fail(at, "truncated")
+			}
+			key := int64(binary.LittleEndian.Uint32(data[pos:]))
+			pos += 4
+			if err := s.put(at, key); err != nil {
+				return at, refs, err
+			}
+		case opMemoize:
+			if err := s.put(at, int64(s.memoLen)); err != nil {
+				return at, refs, err
+			}
+		case opGet:
+			start, end, ok := s.line(pos)
+			if !ok {
+				return at, refs, s.fail(at, "missing end of line")
+			}
+			key, err := strconv.ParseInt(string(data[start:end]), 10, 64)
+			if err != nil {
+				return at, refs, s.fail(at, "bad memo key")
+			}
+			pos = end + 1
+			if err := s.get(at, key); err != nil {
+				return at, refs, err
+			}
+		case opBinGet:
+			if pos >= len(data) {
+				return at, refs, s.fail(at, "truncated")
+			}
+			key := int64(data[pos])
+			pos++
+			if err := s.get(at, key); err != nil {
+				return at, refs, err
+			}
+		case opLongBinGet:
+			if len(data)-pos < 4 {
+				return at, refs, s.fail(at, "truncated")
+			}
+			key := int64(binary.LittleEndian.Uint32(data[pos:]))
+			pos += 4
+			if err := s.get(at, key); err != nil {
+				return at, refs, err
+			}
+		case opGlobal, opInst:
+			m0, m1, ok := s.line(pos)
+			if !ok {
+				return at, refs, s.fail(at, "missing end of line")
+			}
+			n0, n1, ok := s.line(m1 + 1)
+			if !ok {
+				return at, refs, s.fail(at, "missing end of line")
+			}
+			pos = n1 + 1
+			g := value{kind: vGlobal, off: int32(m0), n: int32(m1 - m0), off2: int32(n0), n2: int32(n1 - n0)}
+			s.sawGlobal(g)
+			if op == opGlobal {
+				s.push(g)
+				break
+			}
+			base, ok := s.popMark()
+			if !ok {
+				return at, refs, s.fail(at, "no MARK")
+			}
+			s.stack = append(s.stack[:base], vNoneValue)
+		case opStackGlobal:
+			if len(s.stack)-2 < s.markBase() {
+				return at, refs, s.fail(at, "stack underflow")
+			}
+			mod, name := s.stack[len(s.stack)-2], s.stack[len(s.stack)-1]
+			if mod.kind != vString || name.kind != vString {
+				return at, refs, s.fail(at, "module or name is not a string")
+			}
+			g := value{kind: vGlobal, flags: mod.flags & inArena1, off: mod.off, n: mod.n, off2: name.off, n2: name.n}
+			if name.flags&inArena1 != 0 {
+				g.flags |= inArena2
+			}
+			s.sawGlobal(g)
+			s.stack = append(s.stack[:len(s.stack)-2], g)
+		case opObj:
+			base, ok := s.popMark()
+			if !ok || base >= len(s.stack) {
+				return at, refs, s.fail(at, "no MARK or no class")
+			}
+			s.stack = append(s.stack[:base], vNoneValue)
+		case opReduce, opNewObj, opBuild:
+			// REDUCE and NEWOBJ replace (callable, args) by the object, which
+			// noload does not build; BUILD drops the state and keeps the
+			// object.
+			if len(s.stack)-2 < s.markBase() {
+				return at, refs, s.fail(at, "stack underflow")
+			}
+			s.stack = s.stack[:len(s.stack)-1]
+			if op != opBuild {
+				s.stack[len(s.stack)-1] = vNoneValue
+			}
+		case opNewObjEx:
+			if len(s.stack)-3 < s.markBase() {
+				return at, refs, s.fail(at, "stack underflow")
+			}
+			s.stack = s.stack[:len(s.stack)-2]
+			s.stack[len(s.stack)-1] = vNoneValue
+		case opExt1, opExt2, opExt4:
+			n := 1
+			if op == opExt2 {
+				n = 2
+			} else if op == opExt4 {
+				n = 4
+			}
+			if pos += n; pos > len(data) {
+				return at, refs, s.fail(at, "truncated")
+			}
+			s.push(vNoneValue)
+		case opReadOnlyBuffer:
+			if len(s.stack) <= s.markBase() {
+				return at, refs, s.fail(at, "stack empty")
+			}
+		case opPersID, opBinPersID:
+			var pid value
+			if op == opPersID {
+				start, end, ok := s.line(pos)
+				if !ok {
+					return at, refs, s.fail(at, "missing end of line")
+				}
+				pid = value{kind: vString, off: int32(start), n: int32(end - start)}
+				pos = end + 1
+			} else {
+				v, ok := s.pop()
+				if !ok {
+					return at, refs, s.fail(at, "stack empty")
+				}
+				pid = v
+			}
+			if s.pickle == 0 {
+				s.persidInCls = true
+			}
+			if collect {
+				r, err := s.classify(pid, at)
+				if err != nil {
+					return at, refs, err
+				}
+				refs = append(refs, r)
+			}
+			s.push(vNoneValue)
+		default:
+			return at, refs, s.fail(at, "unknown opcode")
+		}
+	}
+}
+
+func (s *Scanner) sawGlobal(g value) {
+	if s.pickle == 0 && s.firstGlobal.kind == vUnset {
+		s.firstGlobal = g
+	}
+}
+
+func (s *Scanner) put(at int, key int64) error {
+	if len(s.stack) <= s.markBase() {
+		return s.fail(at, "stack empty")
+	}
+	s.memoPut(key, s.stack[len(s.stack)-1])
+	return nil
+}
+
+func (s *Scanner) get(at int, key int64) error {
+	v, ok := s.memoGet(key)
+	if !ok {
+		return s.fail(at, "memo key "+strconv.FormatInt(key, 10)+" not found")
+	}
+	s.push(v)
+	return nil
+}
+
+// line returns the bounds of the text line starting at pos (end is the
+// index of its '\n').
+func (s *Scanner) line(pos int) (start, end int, ok bool) {
+	if pos > len(s.data) {
+		return 0, 0, false
+	}
+	i := bytes.IndexByte(s.data[pos:], '\n')
+	if i < 0 {
+		return 0, 0, false
+	}
+	return pos, pos + i, true
+}
+
+// length reads a little-endian length of size bytes at pos (signed when
+// signed is set) and checks that that many bytes follow.
+func (s *Scanner) length(pos int, signed bool, size int) (n, next int, ok bool) {
+	data := s.data
+	if len(data)-pos < size {
+		return 0, 0, false
+	}
+	var u uint64
+	switch size {
+	case 1:
+		u = uint64(data[pos])
+	case 4:
+		u32 := binary.LittleEndian.Uint32(data[pos:])
+		if signed && int32(u32) < 0 {
+			return 0, 0, false
+		}
+		u = uint64(u32)
+	case 8:
+		u = binary.LittleEndian.Uint64(data[pos:])
+	}
+	next = pos + size
+	if u > uint64(len(data)-next) {
+		return 0, 0, false
+	}
+	return int(u), next, true
+}
+
+// decodeQuoted decodes a protocol-0 STRING argument ('...' or "..." with
+// Python escapes) into the arena.
+func (s *Scanner) decodeQuoted(start, end int) (value, string) {
+	src := s.data[start:end]
+	if len(src) < 2 || (src[0] != '\'' && src[0] != '"') || src[len(src)-1] != src[0] {
+		return value{}, "the STRING opcode argument must be quoted"
+	}
+	src = src[1 : len(src)-1]
+	off := len(s.arena)
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if c != '\\' {
+			s.arena = append(s.arena, c)
+			continue
+		}
+		i++
+		if i >= len(src) {
+			return value{}, "trailing backslash in STRING"
+		}
+		switch c = src[i]; c {
+		case '\n':
+		case '\\', '\'', '"':
+			s.arena = append(s.arena, c)
+		case 'a':
+			s.arena = append(s.arena, 7)
+		case 'b':
+			s.arena = append(s.arena, 8)
+		case 'f':
+			s.arena = append(s.arena, 12)
+		case 'n':
+			s.arena = append(s.arena, '\n')
+		case 'r':
+			s.arena = append(s.arena, '\r')
+		case 't':
+			s.arena = append(s.arena, '\t')
+		case 'v':
+			s.arena = append(s.arena, 11)
+		case 'x':
+			if i+2 >= len(src) {
+				return value{}, "truncated \\x escape in STRING"
+			}
+			h, ok := hexByte(src[i+1 : i+3])
+			if !ok {
+				return value{}, "invalid \\x escape in STRING"
+			}
+			s.arena = append(s.arena, h)
+			i += 2
+		default:
+			if c >= '0' && c <= '7' {
+				v := int(c - '0')
+				for k := 0; k < 2 && i+1 < len(src) && src[i+1] >= '0' && src[i+1] <= '7'; k++ {
+					i++
+					v = v*8 + int(src[i]-'0')
+				}
+				s.arena = append(s.arena, byte(v))
+				break
+			}
+			s.arena = append(s.arena, '\\', c)
+		}
+	}
+	return value{kind: vString, flags: inArena1, off: int32(off), n: int32(len(s.arena) - off)}, ""
+}
+
+// decodeRawUnicodeEscape decodes a protocol-0 UNICODE argument into UTF-8 in
+// the arena: \uXXXX and \UXXXXXXXX are escapes, every other byte is a
+// Latin-1 character.
+func (s *Scanner) decodeRawUnicodeEscape(start, end int) (value, string) {
+	src := s.data[start:end]
+	off := len(s.arena)
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if c == '\\' && i+1 < len(src) && (src[i+1] == 'u' || src[i+1] == 'U') {
+			n := 4
+			if src[i+1] == 'U' {
+				n = 8
+			}
+			if i+2+n > len(src) {
+				return value{}, "truncated \\u escape in UNICODE"
+			}
+			var r rune
+			for _, h := range src[i+2 : i+2+n] {
+				d, ok := hexDigit(h)
+				if !ok {
+					return value{}, "invalid \\u escape in UNICODE"
+				}
+				r = r<<4 | rune(d)
+			}
+			if r > 0x10ffff || r < 0 {
+				return value{}, "\\U escape out of range in UNICODE"
+			}
+			s.arena = appendRune(s.arena, r)
+			i += 1 + n
+			continue
+		}
+		s.arena = appendRune(s.arena, rune(c))
+	}
+	return value{kind: vString, flags: inArena1, off: int32(off), n: int32(len(s.arena) - off)}, ""
+}
+
+func appendRune(b []byte, r rune) []byte {
+	if r < 0x80 {
+		return append(b, byte(r))
+	}
+	// Surrogates (possible with \ud800) are kept as WTF-8 style bytes; they
+	// only matter for display.
+	switch {
+	case r < 0x800:
+		return append(b, byte(0xc0|r>>6), byte(0x80|r&0x3f))
+	case r < 0x10000:
+		return append(b, byte(0xe0|r>>12), byte(0x80|(r>>6)&0x3f), byte(0x80|r&0x3f))
+	}
+	return append(b, byte(0xf0|r>>18), byte(0x80|(r>>12)&0x3f), byte(0x80|(r>>6)&0x3f), byte(0x80|r&0x3f))
+}
+
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func hexByte(h []byte) (byte, bool) {
+	hi, ok1 := hexDigit(h[0])
+	lo, ok2 := hexDigit(h[1])
+	return hi<<4 | lo, ok1 && ok2
+}
+
+func lenSize(op byte) int {
+	if op == opLong4 {
+		return 4
+	}
+	return 1
+}
