@@ -1,0 +1,74 @@
+package commands
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// Golden mappings for the FileStorage inspection tools of issue 2.
+func init() {
+	file := func(pre ...string) func(goldenEntry) []string {
+		return func(e goldenEntry) []string { return append(append([]string(nil), pre...), e.File()) }
+	}
+	registerGolden("fsdump", goldenTool{Args: file("fsdump"), Crash: fsdumpCrash})
+	registerGolden("fsdump-verbose", goldenTool{Args: file("fsdump", "--verbose"), Crash: fsdumpCrash})
+	registerGolden("fstest", goldenTool{Args: file("verify")})
+	registerGolden("fstest-v", goldenTool{Args: file("verify", "-v")})
+	registerGolden("fstest-vv", goldenTool{Args: file("fstest", "-v", "-v")})
+	registerGolden("fstail", goldenTool{Args: file("fstail"), Crash: fstailCrash})
+	registerGolden("fstail-n3", goldenTool{Args: file("fstail", "-n", "3"), Crash: fstailCrash})
+}
+
+// fsdumpCrash: where fsdump.py dies, zodbctl reads FS21 files like FS30 ones
+// (the record layout is the same) and otherwise prints the same lines as
+// Python before the problem, then one error line, exit 1.
+func fsdumpCrash(t *testing.T, e goldenEntry, r goldenResult) {
+	content, err := os.ReadFile(e.File())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.HasPrefix(content, []byte("FS21")) {
+		// The same bytes with the FS30 magic must dump identically.
+		dir := t.TempDir()
+		fixed := append([]byte("FS30"), content[4:]...)
+		if err := os.WriteFile(filepath.Join(dir, e.File()), fixed, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"fsdump", e.File()}
+		out, errb, exit := runZodbctl(t, dir, args)
+		if exit != 0 || r.Exit != 0 || !bytes.Equal(out, r.Stdout) || !bytes.Equal(errb, r.Stderr) || len(out) == 0 {
+			t.Errorf("FS21 file: exit %d, %d bytes; as FS30: exit %d, %d bytes (stderr %q / %q)", r.Exit, len(r.Stdout), exit, len(out), r.Stderr, errb)
+		}
+		return
+	}
+	if !bytes.Equal(r.Stdout, r.WantStdout) {
+		t.Errorf("stdout before the error differs from %s:\n%s", e.Stdout, firstDiff(r.Stdout, r.WantStdout))
+	}
+	assertOneLineError(t, e, r, ExitFailure)
+}
+
+// fstailCrash: an empty or header-only file prints nothing and exits 0;
+// a damaged one prints the transactions Python printed, then one error
+// line naming the position, exit 1.
+func fstailCrash(t *testing.T, e goldenEntry, r goldenResult) {
+	st, err := os.Stat(e.File())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() <= 4 {
+		if r.Exit != 0 || len(r.Stdout) != 0 || len(r.Stderr) != 0 {
+			t.Errorf("empty storage: exit %d, stdout %q, stderr %q; want nothing and 0", r.Exit, r.Stdout, r.Stderr)
+		}
+		return
+	}
+	if !bytes.Equal(r.Stdout, r.WantStdout) {
+		t.Errorf("stdout before the error differs from %s:\n%s", e.Stdout, firstDiff(r.Stdout, r.WantStdout))
+	}
+	assertOneLineError(t, e, r, ExitFailure)
+}
+
+func itoa(i int) string            { return strconv.Itoa(i) }
+func strconvQuote(s string) string { return strconv.Quote(s) }
