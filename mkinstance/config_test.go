@@ -429,3 +429,23 @@ instancehome $INSTANCE
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestOverrides(t *testing.T) {
+	home := t.TempDir()
+	path := writeConf(t, home, seedConf)
+	cfg, err := LoadServerConfig(path, Options{Overrides: []Override{{"zeo/address", "127.0.0.1:8200"}, {"2/read-only", "true"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ZEO.Address != (Address{Host: "127.0.0.1", Port: 8200}) || cfg.Storages[0].FileStorage.ReadOnly || !cfg.Storages[1].FileStorage.ReadOnly {
+		t.Errorf("%+v %+v", cfg.ZEO, cfg.Storages)
+	}
+	_, err = LoadServerConfig(path, Options{Overrides: []Override{{"zeo/read-only", "maybe"}}})
+	if err == nil || err.Error() != "not a valid boolean value: 'maybe' (key 'read-only', in -X)" {
+		t.Errorf("err = %v", err)
+	}
+	_, err = LoadServerConfig(path, Options{Overrides: []Override{{"nothere/x", "1"}}})
+	if err == nil || err.Error() != "no section matches -X 'nothere/x=1' (in -X)" {
+		t.Errorf("err = %v", err)
+	}
+}

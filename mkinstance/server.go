@@ -186,6 +186,49 @@ type Options struct {
 	Defines map[string]string
 	// NoDefaultInstance turns off the INSTANCE default (the instance home).
 	NoDefaultInstance bool
+	// Overrides set keys as runzeo's -X SECTION/…/KEY=VALUE does, after the
+	// file is read: each path element selects subsections by type or name;
+	// the value replaces the key's values there (it is not substituted).
+	Overrides []Override
+}
+
+// Override is one -X path=value key override.
+type Override struct {
+	Path  string // e.g. "zeo/address", "filestorage/read-only", "1/path"
+	Value string
+}
+
+// overrideFile names the command line in messages about overridden keys.
+const overrideFile = "-X"
+
+func applyOverride(top *Section, o Override) error {
+	parts := strings.Split(strings.ToLower(o.Path), "/")
+	key := parts[len(parts)-1]
+	secs := []*Section{top}
+	for _, p := range parts[:len(parts)-1] {
+		var next []*Section
+		for _, s := range secs {
+			for _, c := range s.Children {
+				if c.Type == p || c.Name == p {
+					next = append(next, c)
+				}
+			}
+		}
+		secs = next
+	}
+	if len(secs) == 0 || key == "" {
+		return &ConfigError{File: overrideFile, Msg: "no section matches -X " + pyRepr(o.Path+"="+o.Value)}
+	}
+	for _, s := range secs {
+		kept := s.Keys[:0]
+		for _, kv := range s.Keys {
+			if strings.ToLower(kv.Key) != key {
+				kept = append(kept, kv)
+			}
+		}
+		s.Keys = append(kept, KeyValue{Key: key, Value: o.Value, File: overrideFile})
+	}
+	return nil
 }
 
 // InstanceHome is the default for $INSTANCE: the parent of the folder
@@ -216,6 +259,11 @@ func load(path string, opts Options, top []childInfo, lenient bool) (*node, *par
 	tree, err := p.parseFile(path)
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, o := range opts.Overrides {
+		if err := applyOverride(tree, o); err != nil {
+			return nil, nil, err
+		}
 	}
 	m := &matcher{schema: newSchema(), imports: map[string]bool{}, skipUnknown: lenient}
 	for _, imp := range p.imports {

@@ -33,7 +33,10 @@ func (e *ConfigError) Error() string {
 	if e.Line > 0 {
 		where = append(where, fmt.Sprintf("line %d", e.Line))
 	}
-	if e.File != "" {
+	switch {
+	case e.File == overrideFile:
+		where = append(where, "in "+overrideFile)
+	case e.File != "":
 		where = append(where, "in "+fileURL(e.File))
 	}
 	if len(where) == 0 {
@@ -159,7 +162,7 @@ func (p *parser) include(sec *Section, path string, from *ConfigError) error {
 	if err != nil {
 		msg := fmt.Sprintf("error opening resource %s: %v", fileURL(path), unwrapPathError(err))
 		if from == nil {
-			return &ConfigError{File: path, Msg: msg, Err: err}
+			return &ConfigError{Msg: msg, Err: err} // the message names the file
 		}
 		e := *from
 		e.Msg, e.Err = msg, err
