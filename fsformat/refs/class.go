@@ -86,15 +86,15 @@ var ErrPersistentClass = errors.New("A load persistent id instruction was encoun
 func (s *Scanner) AnalyzeType(data []byte, buf []byte) ([]byte, error) {
 	s.reset(data)
 	_, _, err := s.run(0, nil, false)
+	if s.persidFirst {
+		return buf, ErrPersistentClass
+	}
 	if g := s.firstGlobal; g.kind == vGlobal {
 		// The first find_class call aborts analyze's unpickling, so
 		// whatever follows it does not matter.
 		buf = append(buf, s.bytesOf(g)...)
 		buf = append(buf, '.')
 		return append(buf, s.nameOf(g)...), nil
-	}
-	if s.persidInCls {
-		return buf, ErrPersistentClass
 	}
 	if err != nil {
 		return buf, err

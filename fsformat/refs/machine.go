@@ -472,6 +472,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			}
 			if s.pickle == 0 {
 				s.persidInCls = true
+				s.persidFirst = s.persidFirst || s.firstGlobal.kind == vUnset
 			}
 			if collect {
 				r, err := s.classify(pid, at)

@@ -184,6 +184,7 @@ type Scanner struct {
 	result      value // value left by the class pickle's STOP
 	firstGlobal value // first GLOBAL/INST/STACK_GLOBAL in the class pickle
 	persidInCls bool  // a persistent id appeared in the class pickle
+	persidFirst bool  // … before any GLOBAL
 }
 
 func (s *Scanner) reset(data []byte) {
@@ -203,6 +204,7 @@ func (s *Scanner) reset(data []byte) {
 	s.result = value{}
 	s.firstGlobal = value{}
 	s.persidInCls = false
+	s.persidFirst = false
 }
 
 // Scan runs both pickles of a data record and appends every persistent
