@@ -1,0 +1,57 @@
+// Package zeowire implements the ZEO 5 network protocol (the protocol spoken by
+// Python ZEO 5 and 6 clients and servers) and a ZEO server on top of it.
+//
+// One implementation serves both directions: the framing ([FrameReader],
+// [AppendFrame]), the handshake ([ServerHandshake], [ClientHandshake]), the
+// message model ([Message]) and the two encodings ([Codec]: pickle protocol 3
+// for "Z5", msgpack for "M5") are used by [Server] and by the client
+// connection [ClientConn] alike.
+//
+// # Values on the wire
+//
+// Decoded values use these Go types, and encoders accept them:
+//
+//	None          nil
+//	bool          bool
+//	int           int64 (or *big.Int outside the int64 range)
+//	float         float64
+//	str           string
+//	bytes         []byte
+//	tuple         Tuple
+//	list          List
+//	dict          Dict (ordered key/value pairs; Python preserves insertion order
+//	              and the Python peers look at some of it, e.g. server_status)
+//
+// Tuples and lists are distinct types because the Python peer distinguishes
+// them (a list message id is unhashable; get_info interfaces must be tuples).
+// In msgpack mode both travel as arrays and are decoded as [Tuple], which is
+// what Python's msgpack unpacker does with use_list=False.
+//
+// # The server
+//
+// [Server] has the net/http shape: fill in Storages and call Serve(ln); stop
+// with Shutdown(ctx). Each connection is served by one reader goroutine that
+// decodes frames and runs calls in arrival order, and one writer goroutine that
+// drains a bounded outbound queue. Slow calls (vote waiting for the commit
+// lock, pack, undoLog, undoInfo) are answered later from their own goroutine;
+// replies are matched by message id, as the protocol allows.
+//
+// Commits follow the reference server: between tpc_begin and vote only an
+// operation log is kept per connection; vote takes the storage's commit lock
+// (first come, first served), assigns the tid, replays the log into the
+// [Storage] and votes; tpc_finish commits, queues invalidateTransaction to every
+// other connection of the storage before the lock is released, then replies.
+// Unlike the reference, every disconnect (whoever closed the connection)
+// aborts the connection's transaction and releases the commit lock.
+//
+// Conflict resolution: a Go server cannot run Python _p_resolveConflict, so
+// the recommended setting is [Server.ClientConflictResolution] (zeo.conf
+// client-conflict-resolution): write conflicts are returned to the client as
+// the list of {oid, serials, data} dicts of the spec (section 9.5) and the
+// Python client resolves BTrees and Length conflicts itself and votes again.
+// Without it, every write conflict is a ConflictError.
+//
+// Invalidations are sent through bounded per-connection queues; a client whose
+// queue overflows is disconnected (it reconnects and catches up through
+// getInvalidations) instead of making committers wait for it.
+package zeowire

@@ -1,0 +1,406 @@
+package zeowire
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("zeowire: server closed")
+
+// Server is a ZEO 5 server. Set the fields, then call Serve with a listener;
+// the fields must not change afterwards. The server does not own the
+// storages: close them after Shutdown returns.
+type Server struct {
+	// Storages maps the storage names clients register with ("1", ...) to
+	// the storages.
+	Storages map[string]Storage
+	// Order lists the storage names in configuration order (used by the ruok
+	// probe); names missing from it follow in sorted order.
+	Order []string
+	// Logger receives connection, commit and error events; nil discards.
+	Logger *slog.Logger
+	// ReadOnly refuses writable registrations on every storage.
+	ReadOnly bool
+	// ReadOnlyStorages refuses writable registrations on the named storages.
+	ReadOnlyStorages map[string]bool
+	// Msgpack makes the server announce "M5" instead of "Z5". Clients may
+	// answer either; their letter picks the connection's encoding.
+	Msgpack bool
+	// ClientConflictResolution returns write conflicts to the client for
+	// resolution instead of failing the vote (zeo.conf
+	// client-conflict-resolution); see the package documentation.
+	ClientConflictResolution bool
+	// InvalidationQueueSize is the number of recent commits kept per storage
+	// for getInvalidations (default 100).
+	InvalidationQueueSize int
+	// TransactionTimeout, if positive, disconnects a client that holds a
+	// commit lock longer than this.
+	TransactionTimeout time.Duration
+	// MaxFrameSize caps incoming frames (default DefaultMaxFrameSize).
+	MaxFrameSize uint32
+	// OutboundQueue is the number of messages that may wait for a slow
+	// client (default DefaultOutboundQueue). A client whose queue is full
+	// when an invalidation must be queued is disconnected.
+	OutboundQueue int
+	// TLSConfig, if set, wraps every accepted connection in TLS.
+	TLSConfig *tls.Config
+	// Now is the clock used for tids and the start time (default time.Now).
+	Now func() time.Time
+
+	initOnce  sync.Once
+	initErr   error
+	log       *slog.Logger
+	storages  map[string]*storageState
+	names     []string
+	startTime time.Time
+	ctx       context.Context
+	cancel    context.CancelFunc
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	nextConn  uint64
+	closing   atomic.Bool
+	connWG    sync.WaitGroup
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) init() error {
+	s.initOnce.Do(func() {
+		s.log = s.Logger
+		if s.log == nil {
+			s.log = slog.New(slog.DiscardHandler)
+		}
+		if len(s.Storages) == 0 {
+			s.initErr = errors.New("zeowire: no storages to serve")
+			return
+		}
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.startTime = s.now()
+		s.storages = make(map[string]*storageState, len(s.Storages))
+		seen := map[string]bool{}
+		for _, n := range s.Order {
+			if _, ok := s.Storages[n]; ok && !seen[n] {
+				s.names = append(s.names, n)
+				seen[n] = true
+			}
+		}
+		var rest []string
+		for n := range s.Storages {
+			if !seen[n] {
+				rest = append(rest, n)
+			}
+		}
+		sort.Strings(rest)
+		s.names = append(s.names, rest...)
+		qsize := s.InvalidationQueueSize
+		if qsize <= 0 {
+			qsize = 100
+		}
+		for _, n := range s.names {
+			st, err := newStorageState(s.ctx, s, n, s.Storages[n], qsize)
+			if err != nil {
+				s.initErr = fmt.Errorf("zeowire: storage %s: %w", n, err)
+				return
+			}
+			s.storages[n] = st
+		}
+		s.listeners = map[net.Listener]struct{}{}
+		s.conns = map[*serverConn]struct{}{}
+	})
+	return s.initErr
+}
+
+// Serve accepts connections on ln until Shutdown (then it returns
+// ErrServerClosed) or an accept error.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	s.log.Info("listening", "address", ln.Addr().String())
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "error", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.nextConn++
+		id := s.nextConn
+		s.connWG.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(nc, id)
+	}
+}
+
+// Shutdown stops accepting, closes every connection (aborting transactions
+// that were not voted and finished; a tpc_finish in progress completes), and
+// waits for the connection goroutines until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.closing.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeNow(errors.New("server shutting down"))
+	}
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		s.log.Info("server stopped")
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) announcement() string {
+	if s.Msgpack {
+		return "M" + ProtocolVersion
+	}
+	return "Z" + ProtocolVersion
+}
+
+func (s *Server) serveConn(nc net.Conn, id uint64) {
+	defer s.connWG.Done()
+	log := s.log.With("conn", id, "peer", nc.RemoteAddr().String())
+	if s.TLSConfig != nil {
+		tc := tls.Server(nc, s.TLSConfig)
+		hctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			log.Warn("TLS handshake failed", "error", err)
+			nc.Close()
+			return
+		}
+		nc = tc
+	}
+	fr := NewFrameReader(nc, s.MaxFrameSize)
+	// Register before the handshake so Shutdown can close a connection that
+	// never answers.
+	c := &serverConn{s: s, id: id, log: log, nc: nc}
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+
+	codec, ruok, err := serverHandshake(nc, fr, s.announcement())
+	if err != nil {
+		var he *HandshakeError
+		if errors.As(err, &he) {
+			log.Warn("bad handshake", "got", fmt.Sprintf("%q", he.Got))
+		} else if !isDisconnect(err) {
+			log.Warn("handshake failed", "error", err)
+		}
+		nc.Close()
+		return
+	}
+	if ruok {
+		nc.Write(AppendFrame(nil, s.statusJSON()))
+		nc.Close()
+		return
+	}
+	c.transport = newTransport(nc, fr, s.OutboundQueue)
+	c.transport.codec = codec
+	c.log = log.With("encoding", string(codec.Letter()))
+	c.log.Info("connected")
+	c.readLoop()
+	c.cleanup()
+}
+
+func isDisconnect(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
+
+// storageState is the server's bookkeeping for one served storage.
+type storageState struct {
+	s        *Server
+	name     string
+	storage  Storage
+	readOnly bool
+	lock     commitLock
+
+	mu      sync.Mutex // conns, invq, lastTid, stats
+	conns   map[*serverConn]struct{}
+	invq    []Invalidation // newest first
+	qsize   int
+	lastTid Tid // last tid handed out (a failed vote burns one)
+
+	loads atomic.Int64
+	stats struct {
+		stores, commits, aborts, activeTxns, conflicts int64
+	}
+}
+
+func newStorageState(ctx context.Context, s *Server, name string, st Storage, qsize int) (*storageState, error) {
+	ss := &storageState{
+		s: s, name: name, storage: st, qsize: qsize,
+		readOnly: s.ReadOnly || s.ReadOnlyStorages[name],
+		conns:    map[*serverConn]struct{}{},
+		lastTid:  st.LastTransaction(),
+	}
+	if rt, ok := st.(RecentTransactions); ok {
+		recent, err := rt.Recent(ctx, qsize)
+		if err != nil {
+			return nil, fmt.Errorf("reading recent transactions: %w", err)
+		}
+		ss.invq = recent
+	} else if ss.lastTid != Z64 {
+		ss.invq = []Invalidation{{Tid: ss.lastTid}}
+	}
+	return ss, nil
+}
+
+// nextTid chooses the tid of a transaction being voted now.
+func (st *storageState) nextTid() Tid {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t := TidFromTime(st.s.now()).LaterThan(max(st.lastTid, st.storage.LastTransaction()))
+	st.lastTid = t
+	return t
+}
+
+// useTid records an explicitly requested tid, refusing one that is not
+// after the last one (the reference accepts it and breaks the database).
+func (st *storageState) useTid(t Tid) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	last := max(st.lastTid, st.storage.LastTransaction())
+	if t <= last {
+		return &StorageTransactionError{Args: Tuple{fmt.Sprintf("requested tid %s is not after the last tid %s", t, last)}}
+	}
+	st.lastTid = t
+	return nil
+}
+
+// commitLock is a first-come, first-served lock per storage.
+type commitLock struct {
+	mu     sync.Mutex
+	holder *serverConn
+	since  time.Time
+	queue  []*lockWaiter
+	timer  *time.Timer
+}
+
+type lockWaiter struct {
+	c     *serverConn
+	ready chan struct{}
+}
+
+// acquire queues c; the waiter's ready channel is closed once c holds it.
+func (l *commitLock) acquire(c *serverConn, now time.Time) *lockWaiter {
+	w := &lockWaiter{c: c, ready: make(chan struct{})}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.holder == nil {
+		l.grant(w, now)
+	} else {
+		l.queue = append(l.queue, w)
+	}
+	return w
+}
+
+func (l *commitLock) grant(w *lockWaiter, now time.Time) {
+	l.holder = w.c
+	l.since = now
+	if d := w.c.s.TransactionTimeout; d > 0 {
+		c := w.c
+		l.timer = time.AfterFunc(d, func() {
+			c.log.Error(fmt.Sprintf("Transaction timeout after %d seconds", int(d.Seconds())))
+			c.closeNow(errors.New("transaction timeout"))
+		})
+	}
+	close(w.ready)
+}
+
+// release gives up c's hold or queue place; the next waiter gets the lock.
+func (l *commitLock) release(c *serverConn, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.holder != c {
+		l.queue = slices.DeleteFunc(l.queue, func(w *lockWaiter) bool { return w.c == c })
+		return
+	}
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	l.holder = nil
+	if len(l.queue) > 0 {
+		w := l.queue[0]
+		l.queue = l.queue[1:]
+		l.grant(w, now)
+	}
+}
+
+func (l *commitLock) status() (holderSince time.Time, held bool, waiting int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.since, l.holder != nil, len(l.queue)
+}

@@ -1,0 +1,176 @@
+package zeowire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+)
+
+// serverConn is one client connection of the server.
+type serverConn struct {
+	*transport
+	s   *Server
+	id  uint64
+	nc  net.Conn
+	log *slog.Logger
+
+	// Set by register; read only by the reader goroutine and, after
+	// register, by the goroutines it starts.
+	st       *storageState
+	readOnly bool
+	label    string
+
+	iters    map[int64]any
+	nextIter int64
+
+	mu     sync.Mutex // txn and closed
+	txn    *zeoTxn
+	closed bool
+}
+
+// errCloseConn makes the reader close the connection without a reply.
+var errCloseConn = errors.New("close connection")
+
+// errDeferred means the handler answers later by itself.
+var errDeferred = errors.New("reply deferred")
+
+func (c *serverConn) readLoop() {
+	ctx := c.s.ctx
+	for {
+		p, err := c.fr.ReadFrame()
+		if err != nil {
+			var tl *FrameTooLargeError
+			switch {
+			case errors.As(err, &tl):
+				c.log.Warn("frame too large; closing", "error", err)
+			case isDisconnect(err):
+				c.log.Info("disconnected")
+			default:
+				select {
+				case <-c.done:
+					c.log.Info("disconnected", "reason", c.closeErr)
+				default:
+					c.log.Warn("read failed; closing", "error", err)
+				}
+			}
+			return
+		}
+		m, err := c.codec.DecodeMessage(p)
+		c.fr.Release()
+		if err != nil {
+			c.log.Warn("undecodable message; closing", "error", err)
+			return
+		}
+		if m.IsHeartbeat() {
+			continue
+		}
+		if !c.handle(ctx, &m) {
+			return
+		}
+	}
+}
+
+// handle runs one message; false closes the connection.
+func (c *serverConn) handle(ctx context.Context, m *Message) bool {
+	if m.Kind != KindCall && m.Kind != KindAsync {
+		c.log.Warn("unexpected reply from client; closing", "msgid", Repr(m.ID))
+		return false
+	}
+	var meth *method
+	if c.st == nil {
+		if m.Name == "register" {
+			meth = &registerMethod
+		}
+	} else {
+		meth = methods[m.Name]
+	}
+	if meth == nil {
+		c.log.Warn("Invalid method; closing", "method", m.Name)
+		return false
+	}
+	args, err := meth.bind(m.Name, m.Args)
+	var result any
+	if err == nil {
+		result, err = meth.fn(c, ctx, m, args)
+	}
+	if err == errDeferred {
+		return true
+	}
+	if err == errCloseConn {
+		return false
+	}
+	if m.Kind == KindAsync {
+		if err != nil {
+			c.log.Warn("async call failed; closing", "method", m.Name, "error", err)
+			return false
+		}
+		return true
+	}
+	return c.reply(m.ID, result, err) == nil
+}
+
+// reply sends the result or the exception reply for msgid.
+func (c *serverConn) reply(msgid, result any, err error) error {
+	var m Message
+	if err != nil {
+		class, args := ExceptionReply(err)
+		if !quietError(err) {
+			c.log.Warn("call failed", "error", err, "class", class)
+		}
+		m = Message{ID: msgid, Kind: KindError, Name: ReplyName, Args: Tuple{class, args}}
+	} else {
+		m = Message{ID: msgid, Kind: KindReply, Name: ReplyName, Args: result}
+	}
+	p, encErr := c.encode(&m)
+	if encErr != nil {
+		c.log.Error("cannot encode reply; closing", "error", encErr)
+		c.closeNow(encErr)
+		return encErr
+	}
+	return c.send(p)
+}
+
+// sendAsync sends a server-to-client async message.
+func (c *serverConn) sendAsync(name string, args Tuple) error {
+	p, err := c.encode(&Message{ID: int64(0), Kind: KindAsync, Name: name, Args: args})
+	if err != nil {
+		return err
+	}
+	return c.send(p)
+}
+
+// quietError: the reference does not log these (they are ordinary).
+func quietError(err error) bool {
+	var ce *ConflictError
+	var pk *POSKeyError
+	return errors.As(err, &ce) || errors.As(err, &pk)
+}
+
+// cleanup runs once the reader has stopped: abort the transaction, release
+// the commit lock, drop iterators, unregister.
+func (c *serverConn) cleanup() {
+	c.close(errors.New("connection closed"))
+	c.mu.Lock()
+	c.closed = true
+	if c.txn != nil {
+		c.log.Info("aborting the transaction of a closed connection")
+		c.abortTxnLocked()
+	}
+	c.mu.Unlock()
+	for _, it := range c.iters {
+		if ti, ok := it.(*txnIter); ok {
+			ti.it.Close()
+		}
+	}
+	c.iters = nil
+	if st := c.st; st != nil {
+		st.mu.Lock()
+		delete(st.conns, c)
+		st.mu.Unlock()
+	}
+}
+
+func (c *serverConn) String() string { return fmt.Sprintf("conn %d", c.id) }
