@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -75,7 +76,7 @@ func runFstail(c *cli.Context) error {
 	}
 	fail := func(pos int64, format string, a ...any) error {
 		out.Flush()
-		return exitWith(ExitFailure, "zodbctl fstail: %s: transaction at %d: %s", path, pos, sprintf(format, a...))
+		return exitWith(ExitFailure, "zodbctl fstail: %s: transaction at %d: %s", path, pos, fmt.Sprintf(format, a...))
 	}
 	if size <= fsformat.FileHeaderLen {
 		return nil // empty storage: nothing to show (fstail.py crashes here)

@@ -70,5 +70,5 @@ func fstailCrash(t *testing.T, e goldenEntry, r goldenResult) {
 	assertOneLineError(t, e, r, ExitFailure)
 }
 
-func itoa(i int) string            { return strconv.Itoa(i) }
-func strconvQuote(s string) string { return strconv.Quote(s) }
+func goldenItoa(i int) string            { return strconv.Itoa(i) }
+func goldenQuote(s string) string { return strconv.Quote(s) }

@@ -140,7 +140,7 @@ func TestGolden(t *testing.T) {
 	}
 	var names []string
 	for tool, n := range unmapped {
-		names = append(names, tool+"×"+itoa(n))
+		names = append(names, tool+"×"+goldenItoa(n))
 	}
 	sort.Strings(names)
 	if len(names) > 0 {
@@ -174,7 +174,7 @@ func firstDiff(got, want []byte) string {
 			wl = w[i]
 		}
 		if gl != wl || i >= len(g) || i >= len(w) {
-			return "line " + itoa(i+1) + ":\n got: " + strconvQuote(gl) + "\nwant: " + strconvQuote(wl)
+			return "line " + goldenItoa(i+1) + ":\n got: " + goldenQuote(gl) + "\nwant: " + goldenQuote(wl)
 		}
 	}
 	return "(lengths differ)"

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"time"
 	"unicode/utf8"
@@ -113,5 +112,3 @@ func newTxnJSON(t *fsformat.TxnHeader, pos int64, user, desc, ext []byte, recs [
 	}
 	return j
 }
-
-func sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
