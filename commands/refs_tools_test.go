@@ -172,3 +172,53 @@ func TestFsstatsErrors(t *testing.T) {
 		t.Errorf("missing file: %d %q", code, errs)
 	}
 }
+
+func TestFsoidsOidFileAndJSON(t *testing.T) {
+	dir := t.TempDir()
+	oidFile := filepath.Join(dir, "oids")
+	if err := os.WriteFile(oidFile, []byte("0x3\n\n126\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(refsFixtureDir, "basic.fs.fsoids-multi.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// basic.fs.fsoids-multi.txt was made with oids 0x3 0x7e 0x7; the
+	// order of the oids does not matter.
+	out, errs, code := runRefsTool(t, ".", "fsoids", "-f", oidFile, "basic.fs", "0b111")
+	if out != string(want) || errs != "" || code != 0 {
+		t.Errorf("fsoids -f: exit %d, stderr %q, output matches: %v", code, errs, out == string(want))
+	}
+	out, errs, code = runRefsTool(t, ".", "fsoids", "--json", "dangling.fs", "0xfff")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var first, second map[string]any
+	json.Unmarshal([]byte(lines[0]), &first)
+	json.Unmarshal([]byte(lines[1]), &second)
+	if first["oid"] != "0000000000000fff" || first["tid"] != nil || first["message"] != "this oid was not defined (no data record for it found)" ||
+		second["tid"] != "03f75780d7777777" || second["message"] != "referenced by 0x02 fixturemodel.Person at 2049" {
+		t.Errorf("JSON lines:\n%s", out)
+	}
+}
+
+func TestFsoidsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"fsoids"}, ExitUsage, "expected FILE"},
+		{[]string{"fsoids", "basic.fs"}, ExitUsage, "no oids specified"},
+		{[]string{"fsoids", "basic.fs", "010"}, ExitUsage, "invalid literal for int() with base 0: '010'"},
+		{[]string{"fsoids", "basic.fs", "-1"}, ExitUsage, "negative"},
+		{[]string{"fsoids", "basic.fs", "0x10000000000000000"}, ExitUsage, "8 bytes"},
+		{[]string{"fsoids", "missing.fs", "0"}, ExitFailure, "missing.fs"},
+	} {
+		out, errs, code := runRefsTool(t, ".", tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.msg) || out != "" || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc.args, code, out, errs)
+		}
+	}
+}

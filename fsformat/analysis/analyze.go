@@ -210,6 +210,7 @@ func safeDiv(a, b float64) float64 {
 func (a *Analysis) WriteJSON(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
 	for _, e := range a.Errors {
 		enc.Encode(map[string]any{"type": "error", "oid": e.Oid.String(), "pos": e.Pos, "error": e.Err.Error()})
 	}

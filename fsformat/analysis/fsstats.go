@@ -439,6 +439,7 @@ func (s *Stats) walk(hist func(name string, h *Histogram, binSize int64, useBins
 func (s *Stats) WriteJSON(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
 	enc.Encode(map[string]any{"type": "summary", "txns": s.txnObjects.Size(), "objects": len(s.revisions), "revisions": s.objSize.Size()})
 	if len(s.txnBytes.keys) > 0 {
 		s.walk(func(name string, h *Histogram, binSize int64, useBins bool) {

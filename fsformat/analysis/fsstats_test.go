@@ -63,3 +63,22 @@ Trans #00003 tid=03f5945852222223 size=50 time=2024-01-02 03:04:19.250000 offset
 		t.Errorf("report starts %q", b.String()[:60])
 	}
 }
+
+func TestParsePyInt(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"31", 31, true}, {"0x1f", 31, true}, {"0X1F", 31, true}, {"0o37", 31, true}, {"0b11111", 31, true},
+		{" 7 ", 7, true}, {"0", 0, true}, {"000", 0, true}, {"1_000", 1000, true}, {"0x_ff", 255, true},
+		{"0xffffffffffffffff", 1<<64 - 1, true},
+		{"010", 0, false}, {"", 0, false}, {"0x", 0, false}, {"1__0", 0, false}, {"_1", 0, false},
+		{"1_", 0, false}, {"abc", 0, false}, {"0x10000000000000000", 0, false}, {"-5", 0, false},
+	} {
+		got, err := ParsePyInt(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && uint64(got) != tc.want) {
+			t.Errorf("ParsePyInt(%q) = %d, %v", tc.in, got, err)
+		}
+	}
+}
