@@ -20,6 +20,11 @@ func init() {
 	registerGolden("fsstats-py3fix", goldenTool{Args: file("fsstats")})
 	registerGolden("analyze", goldenTool{Args: file("analyze"), Crash: analyzeCrash})
 
+	// fsrefs and fsrefs-v are checked by TestFsrefsGolden (refs_tools_test.go)
+	// until fsformat loads .index files: FileStorage reads
+	// basic.packed-mid.fs.index instead of scanning, so Python logs no
+	// "incorrect previous pointer" warnings there, while ScanIndex does.
+
 	// fsoids runs are named fsoids-<oids>; the arguments are the recorded
 	// command's.
 	raw, err := os.ReadFile("../testdata/fs/commands.json")

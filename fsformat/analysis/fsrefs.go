@@ -1,0 +1,121 @@
+package analysis
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/zodbctl/zodbctl/fsformat"
+	"github.com/zodbctl/zodbctl/fsformat/refs"
+)
+
+// Problem reasons, fsrefs.py's texts.
+const (
+	ReasonMissing    = "missing"
+	ReasonFailedLoad = "failed to load"
+	ReasonUndone     = "object creation was undone"
+)
+
+// BrokenRef is one bad reference of an object's current revision.
+type BrokenRef struct {
+	Oid    fsformat.Oid
+	Reason string // ReasonMissing, ReasonFailedLoad or ReasonUndone
+	// Class is what the reference says about the target's class: "module.name"
+	// for a legacy (module, name) tuple, else "<unknown>" (ZODB reads
+	// references with noload, which turns a class into None).
+	Class string
+}
+
+// BrokenObject is an object whose current revision refers to objects that
+// are missing or cannot be loaded (one fsrefs report).
+type BrokenObject struct {
+	Oid   fsformat.Oid
+	Class string // get_pickle_metadata of its current data
+	Tid   fsformat.Tid
+	Pos   int64
+	Refs  []BrokenRef // in pickle order, duplicates kept
+}
+
+// LoadFailure is an object of the index whose current data cannot be
+// loaded for another reason than an undone creation (fsrefs' noload set).
+type LoadFailure struct {
+	Oid fsformat.Oid
+	Err error
+}
+
+// CheckRefs is fsrefs.py: it loads the current revision of every object of
+// c's index (in file order), then checks the local strong references of the
+// loadable ones (referencesf's view: weak and cross-database references are
+// not checked). broken is called for each object with problems, in file
+// order; failed for each object that cannot be loaded, before any broken
+// call.
+func CheckRefs(c *Current, failed func(LoadFailure), broken func(*BrokenObject) error) error {
+	undone := map[fsformat.Oid]bool{}
+	noload := map[fsformat.Oid]bool{}
+	err := c.EachCurrent(true, func(r *CurrentRecord) error {
+		switch {
+		case errors.Is(r.Err, fsformat.ErrNoData):
+			undone[r.Oid] = true
+		case r.Err != nil:
+			noload[r.Oid] = true
+			if failed != nil {
+				failed(LoadFailure{r.Oid, r.Err})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var sc refs.Scanner
+	var found []refs.Ref
+	var obj BrokenObject
+	return c.EachCurrent(false, func(r *CurrentRecord) error {
+		if r.Err != nil || undone[r.Oid] || noload[r.Oid] {
+			return nil
+		}
+		var err error
+		found, err = sc.Scan(r.Data, found[:0])
+		if err != nil {
+			return fmt.Errorf("%s: oid %s: data record at %d: %w", c.File.Name, r.Oid.Repr(), r.Pos, err)
+		}
+		obj.Refs = obj.Refs[:0]
+		for i := range found {
+			ref := &found[i]
+			if !ref.CountsForReferencesf() {
+				continue
+			}
+			target := fsformat.Oid(ref.Oid)
+			var reasons [3]string
+			n := 0
+			if _, ok := c.Index[target]; !ok {
+				reasons[n] = ReasonMissing
+				n++
+			}
+			if noload[target] {
+				reasons[n] = ReasonFailedLoad
+				n++
+			}
+			if undone[target] {
+				reasons[n] = ReasonUndone
+				n++
+			}
+			if n == 0 {
+				continue
+			}
+			class := "<unknown>"
+			if ref.LegacyClass {
+				class = string(ref.Module) + "." + string(ref.Name)
+			}
+			for _, reason := range reasons[:n] {
+				obj.Refs = append(obj.Refs, BrokenRef{Oid: target, Reason: reason, Class: class})
+			}
+		}
+		if len(obj.Refs) == 0 {
+			return nil
+		}
+		m, n := sc.Class(r.Data)
+		obj.Oid, obj.Tid, obj.Pos = r.Oid, r.Tid, r.Pos
+		obj.Class = string(m) + "." + string(n)
+		return broken(&obj)
+	})
+}
