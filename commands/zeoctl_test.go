@@ -1,0 +1,182 @@
+package commands
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zodbctl/zodbctl/mkinstance"
+)
+
+// zeoctlStubEnv makes the test binary, re-executed by zeoctl start, act as
+// a server: "1" listens and exits 0 on SIGTERM, "ignore-term" ignores
+// SIGTERM, "fail" exits 2 at once. The real server comes with `serve`.
+const zeoctlStubEnv = "ZODBCTL_ZEOCTL_STUB"
+
+// TestZeoctlHelperServer is not a test: it is the stub server process.
+func TestZeoctlHelperServer(t *testing.T) {
+	mode := os.Getenv(zeoctlStubEnv)
+	if mode == "" {
+		t.Skip("helper process for the zeoctl tests")
+	}
+	var conf string
+	for i, a := range os.Args {
+		if a == "-C" && i+1 < len(os.Args) {
+			conf = os.Args[i+1]
+		}
+	}
+	if mode == "fail" {
+		fmt.Fprintln(os.Stderr, "stub: failing on purpose")
+		os.Exit(2)
+	}
+	cfg, err := mkinstance.LoadServerConfig(conf, mkinstance.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if mode == "ignore-term" {
+		signal.Ignore(syscall.SIGTERM)
+	} else {
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() {
+			<-term
+			fmt.Println("stub: terminated by SIGTERM")
+			os.Exit(0)
+		}()
+	}
+	ln, err := net.Listen(cfg.ZEO.Address.Network(), cfg.ZEO.Address.ListenAddr())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Println("stub: listening on", ln.Addr())
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			os.Exit(1)
+		}
+		conn.Close()
+	}
+}
+
+func zeoctlRun(args ...string) (string, string, int) {
+	var o, e bytes.Buffer
+	code := Run(append([]string{"zodbctl", "zeoctl"}, args...), &o, &e)
+	return o.String(), e.String(), code
+}
+
+// freePort returns a port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestZeoctlStartStatusStop(t *testing.T) {
+	old := zeoctlServeCommand
+	defer func() { zeoctlServeCommand = old }()
+	pkgDir, _ := os.Getwd()
+	zeoctlServeCommand = func(conf string, passOn []string) ([]string, error) {
+		// The stub starts in the package folder (test files here read
+		// testdata relative to it at init), then execs the test binary.
+		return append([]string{"/bin/sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", pkgDir,
+			os.Args[0], "-test.run=^TestZeoctlHelperServer$", "--", "serve", "-C", conf}, passOn...), nil
+	}
+	t.Setenv(zeoctlStubEnv, "1")
+
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	home := filepath.Join(t.TempDir(), "inst")
+	if _, stderr, code := mkzRun(home, addr, "--storage", "1=Data1.fs", "--storage", "2=Data2.fs"); code != 0 {
+		t.Fatal(stderr)
+	}
+	conf := filepath.Join(home, "etc", "zeo.conf")
+	pidFile := filepath.Join(home, "var", "ZEO.pid")
+	check := func(what string, args []string, wantCode int, wantOut string) string {
+		t.Helper()
+		out, errOut, code := zeoctlRun(append([]string{"-C", conf}, args...)...)
+		if code != wantCode || !strings.HasPrefix(out, wantOut) {
+			log, _ := os.ReadFile(filepath.Join(home, "log", "zeo.log"))
+			t.Logf("log:\n%s", log)
+			t.Fatalf("%s: exit %d stdout %q stderr %q, want %d %q", what, code, out, errOut, wantCode, wantOut)
+		}
+		return out + errOut
+	}
+	check("status before", []string{"status"}, 3, "daemon manager not running\n")
+
+	out := check("start", []string{"start"}, 0, "daemon process started, pid=")
+	var pid int
+	fmt.Sscanf(out, "daemon process started, pid=%d\n", &pid)
+	if want := fmt.Sprintf("daemon process started, pid=%d\nlistening on %s\n", pid, addr); out != want {
+		t.Fatalf("start: %q, want %q", out, want)
+	}
+	if data, _ := os.ReadFile(pidFile); string(data) != strconv.Itoa(pid)+"\n" {
+		t.Errorf("pid file holds %q", data)
+	}
+	check("status running", []string{"status"}, 0, fmt.Sprintf("program running; pid=%d\nlistening on %s\n", pid, addr))
+	check("start again", []string{"start"}, 0, fmt.Sprintf("daemon process already running; pid=%d\n", pid))
+	check("stop", []string{"stop"}, 0, "daemon process stopped\n")
+	if _, err := os.Stat(pidFile); err == nil {
+		t.Errorf("pid file left behind")
+	}
+	if conn, err := net.Dial("tcp", addr); err == nil {
+		conn.Close()
+		t.Errorf("still listening after stop")
+	}
+	check("status after", []string{"status"}, 3, "daemon manager not running\n")
+	check("stop again", []string{"stop"}, 0, "daemon manager not running\n")
+	if log, _ := os.ReadFile(filepath.Join(home, "log", "zeo.log")); !strings.Contains(string(log), "stub: terminated by SIGTERM") {
+		t.Errorf("server output not in the log file: %q", log)
+	}
+
+	// restart from stopped, then a server that ignores SIGTERM is killed.
+	check("restart", []string{"restart"}, 0, "daemon manager not running\ndaemon process restarted, pid=")
+	check("stop", []string{"stop"}, 0, "daemon process stopped\n")
+	t.Setenv(zeoctlStubEnv, "ignore-term")
+	check("start stubborn", []string{"start"}, 0, "daemon process started")
+	start := time.Now()
+	out = check("stop stubborn", []string{"-X", "runner/stop-timeout=1", "stop"}, 0, "daemon process ")
+	if !strings.Contains(out, "did not stop within 1s of SIGTERM; sent SIGKILL\ndaemon process stopped\n") || time.Since(start) > 8*time.Second {
+		t.Errorf("stop stubborn: %q after %s", out, time.Since(start))
+	}
+
+	// A port in use and a server that dies at once are reported.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := zeoctlRun("-C", conf, "start")
+	ln.Close()
+	if code != 1 || out != "" || errOut != "zodbctl: zeoctl: start: address "+addr+" already in use\n" {
+		t.Errorf("port in use: %d %q %q", code, out, errOut)
+	}
+	t.Setenv(zeoctlStubEnv, "fail")
+	out, errOut, code = zeoctlRun("-C", conf, "start")
+	if code != 1 || errOut != "zodbctl: zeoctl: start: server exited before accepting connections (exit status 2); see "+home+"/log/zeo.log\n" {
+		t.Errorf("failing server: %d %q %q", code, out, errOut)
+	}
+	if _, err := os.Stat(pidFile); err == nil {
+		t.Errorf("pid file left behind by a failed start")
+	}
+}
+
+func TestZeoctlUsage(t *testing.T) {
+	cases := [][]string{{"start"}, {"-C", "x.conf"}, {"-C", "x.conf", "bounce"}}
+	for _, args := range cases {
+		if _, errOut, code := zeoctlRun(args...); code != 2 || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: %d %q", args, code, errOut)
+		}
+	}
+}
