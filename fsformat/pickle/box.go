@@ -1,0 +1,369 @@
+package pickle
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// A box holds a mutable container while a pickle is decoded: APPENDS,
+// SETITEMS and BUILD may reach it after a memo PUT, so every reference to it
+// (stack, memo, enclosing containers) must share it. At STOP the boxes are
+// replaced by their final values (finalize).
+type box struct {
+	kind   uint8
+	status uint8 // building, finalizing, done
+	items  []any // list, tuple and persistent-id items
+	dict   Dict
+	index  map[dictKey]int // dict key → position, for large dicts
+	obj    *Object
+	state  any // BUILD state of an object, resolved into obj.State
+	final  any
+}
+
+const (
+	boxList uint8 = iota
+	boxTuple
+	boxDict
+	boxObject
+	boxPersistent
+)
+
+const (
+	statusBuilding uint8 = iota
+	statusFinalizing
+	statusDone
+)
+
+func (b *box) typeName() string {
+	switch b.kind {
+	case boxList:
+		return "list"
+	case boxTuple:
+		return "tuple"
+	case boxDict:
+		return "dict"
+	case boxObject:
+		return "object"
+	}
+	return "persistent id"
+}
+
+func (d *Decoder) newBox(kind uint8) *box {
+	return &box{kind: kind}
+}
+
+// errEarlier: a pickle after the first one (same memo) modifies a container
+// that an earlier Decode already returned as a final slice.
+var errEarlier = errors.New("modifying a container of an earlier pickle is not supported")
+
+// makeTuple copies items into a Tuple, or into a tuple box when an item is
+// still a box (so that the tuple sees later mutations of that item).
+func (d *Decoder) makeTuple(items []any) any {
+	if len(items) == 0 {
+		return Tuple{}
+	}
+	t := append(make(Tuple, 0, len(items)), items...)
+	for _, it := range items {
+		if _, ok := it.(*box); ok {
+			b := d.newBox(boxTuple)
+			b.items = t
+			return b
+		}
+	}
+	return t
+}
+
+func (d *Decoder) newObject(callable, args, kwargs any, isNew bool) *box {
+	b := d.newBox(boxObject)
+	b.obj = &Object{New: isNew}
+	b.items = []any{callable, args, kwargs}
+	return b
+}
+
+func appendTo(target, v any) error {
+	b, ok := target.(*box)
+	if !ok || (b.kind != boxList && b.kind != boxObject) {
+		return fmt.Errorf("APPEND to %s", typeName(target))
+	}
+	if b.status != statusBuilding {
+		return errEarlier
+	}
+	if b.kind == boxList {
+		b.items = append(b.items, v)
+	} else {
+		b.obj.ListItems = append(b.obj.ListItems, v)
+	}
+	return nil
+}
+
+func setItemOn(target, k, v any) error {
+	b, ok := target.(*box)
+	if !ok || (b.kind != boxDict && b.kind != boxObject) {
+		return fmt.Errorf("SETITEM on %s", typeName(target))
+	}
+	if b.status != statusBuilding {
+		return errEarlier
+	}
+	if b.kind == boxObject {
+		b.obj.DictItems = append(b.obj.DictItems, KV{k, v})
+		return nil
+	}
+	return b.setItem(k, v)
+}
+
+func addToSet(s *Set, items []any) error {
+	for _, it := range items {
+		if err := checkHashable(it); err != nil {
+			return err
+		}
+	}
+	s.Items = append(s.Items, items...)
+	return nil
+}
+
+func checkHashable(k any) error {
+	switch x := k.(type) {
+	case *box:
+		switch x.kind {
+		case boxObject:
+			return nil // objects hash by identity
+		case boxTuple:
+			for _, it := range x.items {
+				if err := checkHashable(it); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return fmt.Errorf("unhashable type: '%s'", x.typeName())
+	case *Set:
+		if !x.Frozen {
+			return errors.New("unhashable type: 'set'")
+		}
+	case ByteArray:
+		return errors.New("unhashable type: 'bytearray'")
+	}
+	return nil
+}
+
+// dictKey is a comparable form of the common hashable keys, used to find
+// duplicates in large dicts without quadratic scans.
+type dictKey struct {
+	kind byte
+	s    string
+	i    int64
+}
+
+func keyOf(k any) (dictKey, bool) {
+	switch x := k.(type) {
+	case nil:
+		return dictKey{kind: 'N'}, true
+	case string:
+		return dictKey{kind: 's', s: x}, true
+	case []byte:
+		return dictKey{kind: 'b', s: string(x)}, true
+	case int64:
+		return dictKey{kind: 'i', i: x}, true
+	case bool:
+		if x {
+			return dictKey{kind: 'i', i: 1}, true
+		}
+		return dictKey{kind: 'i'}, true
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<62 {
+			return dictKey{kind: 'i', i: int64(x)}, true
+		}
+	}
+	return dictKey{}, false
+}
+
+// smallDict is the size up to which duplicate keys are found by scanning.
+const smallDict = 16
+
+// setItem stores k: v with Python's semantics: an existing equal key keeps
+// its place and gets the new value. In dicts larger than smallDict, keys other
+// than None, str, bytes, int, bool and integral floats are not checked for
+// duplicates (no Python pickler writes duplicate keys anyway).
+func (b *box) setItem(k, v any) error {
+	if err := checkHashable(k); err != nil {
+		return err
+	}
+	if b.index == nil && len(b.dict) < smallDict {
+		for i := range b.dict {
+			if keyEqual(b.dict[i].Key, k) {
+				b.dict[i].Value = v
+				return nil
+			}
+		}
+		b.dict = append(b.dict, KV{k, v})
+		return nil
+	}
+	if b.index == nil {
+		b.index = make(map[dictKey]int, 2*len(b.dict))
+		for i, kv := range b.dict {
+			if dk, ok := keyOf(kv.Key); ok {
+				b.index[dk] = i
+			}
+		}
+	}
+	if dk, ok := keyOf(k); ok {
+		if i, found := b.index[dk]; found {
+			b.dict[i].Value = v
+			return nil
+		}
+		b.index[dk] = len(b.dict)
+	}
+	b.dict = append(b.dict, KV{k, v})
+	return nil
+}
+
+// keyEqual is Equal for dict keys, with fast paths for the common types.
+func keyEqual(a, b any) bool {
+	switch x := a.(type) {
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && string(x) == string(y)
+	case int64:
+		if y, ok := b.(int64); ok {
+			return x == y
+		}
+	}
+	if _, ok := a.(*box); ok {
+		return a == b
+	}
+	if _, ok := b.(*box); ok {
+		return false
+	}
+	return Equal(a, b)
+}
+
+// finalize replaces boxes in v by their final values.
+func (d *Decoder) finalize(v any, depth int) (any, error) {
+	b, ok := v.(*box)
+	if !ok {
+		return v, nil
+	}
+	switch b.status {
+	case statusDone:
+		return b.final, nil
+	case statusFinalizing:
+		return nil, errCycle
+	}
+	if depth > maxDepth {
+		return nil, errTooDeep
+	}
+	b.status = statusFinalizing
+	var err error
+	fin := func(x any) any {
+		if err != nil {
+			return nil
+		}
+		var r any
+		r, err = d.finalize(x, depth+1)
+		return r
+	}
+	finSlice := func(xs []any) {
+		for i := range xs {
+			xs[i] = fin(xs[i])
+		}
+	}
+	switch b.kind {
+	case boxList:
+		finSlice(b.items)
+		if b.items == nil {
+			b.items = []any{}
+		}
+		b.final = List(b.items)
+	case boxTuple:
+		finSlice(b.items)
+		b.final = Tuple(b.items)
+	case boxPersistent:
+		b.final = PersistentRef{ID: fin(b.items[0])}
+	case boxDict:
+		for i := range b.dict {
+			b.dict[i].Key = fin(b.dict[i].Key)
+			b.dict[i].Value = fin(b.dict[i].Value)
+		}
+		if b.dict == nil {
+			b.dict = Dict{}
+		}
+		b.final = b.dict
+		b.index = nil
+	case boxObject:
+		o := b.obj
+		o.Callable = fin(b.items[0])
+		if args := fin(b.items[1]); args != nil {
+			o.Args, _ = args.(Tuple)
+		}
+		if kw := fin(b.items[2]); kw != nil {
+			o.Kwargs, _ = kw.(Dict)
+		}
+		o.State = fin(b.state)
+		finSlice(o.ListItems)
+		for i := range o.DictItems {
+			o.DictItems[i].Key = fin(o.DictItems[i].Key)
+			o.DictItems[i].Value = fin(o.DictItems[i].Value)
+		}
+		b.final = builtinValue(o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.status = statusDone
+	b.items = nil
+	return b.final, nil
+}
+
+// builtinValue turns the REDUCE forms CPython uses for builtin types under
+// protocols < 3 (bytes) and < 4 (set, frozenset) back into values, as
+// Python's unpickler would by calling them; other objects stay as they are.
+func builtinValue(o *Object) any {
+	g, ok := o.Callable.(Global)
+	if !ok || o.New || o.State != nil || o.ListItems != nil || o.DictItems != nil || g.Module != "builtins" && g.Module != "_codecs" {
+		return o
+	}
+	switch g {
+	case Global{"builtins", "set"}, Global{"builtins", "frozenset"}:
+		s := &Set{Frozen: g.Name == "frozenset", Items: []any{}}
+		switch {
+		case len(o.Args) == 0:
+			return s
+		case len(o.Args) == 1:
+			if l, ok := o.Args[0].(List); ok {
+				s.Items = append(s.Items, l...)
+				return s
+			}
+		}
+	case Global{"builtins", "bytes"}:
+		if len(o.Args) == 0 {
+			return []byte{}
+		}
+	case Global{"_codecs", "encode"}:
+		if len(o.Args) == 2 {
+			text, ok1 := o.Args[0].(string)
+			enc, ok2 := o.Args[1].(string)
+			if ok1 && ok2 && (enc == "latin1" || enc == "latin-1") {
+				if b, ok := latin1(text); ok {
+					return b
+				}
+			}
+		}
+	}
+	return o
+}
+
+// latin1 encodes text as Latin-1; ok is false if a character is above U+00FF.
+func latin1(text string) ([]byte, bool) {
+	b := make([]byte, 0, len(text))
+	for _, r := range text {
+		if r > 0xff {
+			return nil, false
+		}
+		b = append(b, byte(r))
+	}
+	return b, true
+}

@@ -1,0 +1,972 @@
+package pickle
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/zodbctl/zodbctl/fsformat/pyrepr"
+)
+
+// batchSize is CPython's BATCHSIZE: APPENDS/SETITEMS/ADDITEMS carry at most
+// this many items.
+const batchSize = 1000
+
+// Protocol-4 framing constants of CPython's pickler.
+const (
+	frameSizeTarget = 64 * 1024
+	frameSizeMin    = 4
+	frameHeaderSize = 9
+)
+
+// HighestProtocol is the highest protocol the encoder writes.
+const HighestProtocol = 4
+
+// Encoder writes pickles byte for byte as CPython's C pickler does
+// (pickle.Pickler(f, Protocol).dump, or with Fast the "fast mode" ZODB and
+// ZEO use: no memo at all). The memo is kept across Append calls, as one
+// Pickler keeps it across dump calls (ZODB writes a record's two pickles
+// with one memo), until ClearMemo.
+//
+// The zero Encoder writes protocol 0; use NewEncoder.
+type Encoder struct {
+	Protocol int  // 0…4
+	Fast     bool // no memo: no PUT/GET opcodes (cyclic values are refused)
+
+	memo    map[memoKey]uint32
+	memoLen uint32 // entries written (the memo map may hold aliases)
+	buf     []byte
+
+	framing    bool
+	frameStart int // index in buf of the current frame's header, or -1
+}
+
+// memoKey identifies a Python object. Go slices and strings are identified by
+// their data pointer and length; the objects CPython keeps as singletons
+// (empty and one-character str and bytes, modules' names…) by value.
+type memoKey struct {
+	p    unsafe.Pointer
+	n    int
+	kind byte
+	s    string
+}
+
+// NewEncoder returns an Encoder for protocol (0…4) with memo.
+func NewEncoder(protocol int) *Encoder {
+	return &Encoder{Protocol: protocol}
+}
+
+// Marshal returns pickle.dumps(v, protocol) as CPython computes it.
+func Marshal(v any, protocol int) ([]byte, error) {
+	return NewEncoder(protocol).Append(nil, v)
+}
+
+// MarshalFast returns the pickle written by a fast-mode pickler (no memo), as
+// ZEO peers send messages and ZODB writes Data.fs.index.
+func MarshalFast(v any, protocol int) ([]byte, error) {
+	e := Encoder{Protocol: protocol, Fast: true}
+	return e.Append(nil, v)
+}
+
+// ClearMemo forgets every memoized object (Pickler.clear_memo).
+func (e *Encoder) ClearMemo() { clear(e.memo); e.memoLen = 0 }
+
+// Append appends one pickle of v (PROTO … STOP) to dst and returns the
+// extended slice. On error dst is returned unchanged in length.
+func (e *Encoder) Append(dst []byte, v any) ([]byte, error) {
+	if e.Protocol < 0 || e.Protocol > HighestProtocol {
+		return dst, fmt.Errorf("pickle protocol must be <= %d", HighestProtocol)
+	}
+	start := len(dst)
+	e.buf = dst
+	e.frameStart = -1
+	e.framing = false
+	if e.Protocol >= 2 {
+		e.write(opProto, byte(e.Protocol))
+		if e.Protocol >= 4 {
+			e.framing = true
+		}
+	}
+	err := e.save(v, 0)
+	if err == nil {
+		e.write(opStop)
+		e.commitFrame()
+	}
+	out := e.buf
+	e.buf = nil
+	e.framing = false
+	if err != nil {
+		return out[:start], err
+	}
+	return out, nil
+}
+
+// write appends opcode bytes, opening a frame first when framing.
+func (e *Encoder) write(b ...byte) {
+	e.startFrame()
+	e.buf = append(e.buf, b...)
+}
+
+func (e *Encoder) writeString(s string) {
+	e.startFrame()
+	e.buf = append(e.buf, s...)
+}
+
+func (e *Encoder) startFrame() {
+	if e.framing && e.frameStart < 0 {
+		e.frameStart = len(e.buf)
+		e.buf = append(e.buf, make([]byte, frameHeaderSize)...)
+	}
+}
+
+// commitFrame closes the current frame: a FRAME header if it holds at least
+// frameSizeMin bytes, otherwise its reserved header is removed.
+func (e *Encoder) commitFrame() {
+	if e.frameStart < 0 {
+		return
+	}
+	n := len(e.buf) - e.frameStart - frameHeaderSize
+	if n >= frameSizeMin {
+		e.buf[e.frameStart] = opFrame
+		binary.LittleEndian.PutUint64(e.buf[e.frameStart+1:], uint64(n))
+	} else {
+		copy(e.buf[e.frameStart:], e.buf[e.frameStart+frameHeaderSize:])
+		e.buf = e.buf[:len(e.buf)-frameHeaderSize]
+	}
+	e.frameStart = -1
+}
+
+// opcodeBoundary ends the current frame once it reaches the target size
+// (CPython checks after every saved object).
+func (e *Encoder) opcodeBoundary() {
+	if e.framing && e.frameStart >= 0 && len(e.buf)-e.frameStart-frameHeaderSize >= frameSizeTarget {
+		e.commitFrame()
+	}
+}
+
+// writeLarge writes an opcode header and its payload; a payload of at least
+// frameSizeTarget bytes goes outside any frame, as CPython writes it.
+func (e *Encoder) writeLarge(header []byte, data string) {
+	if e.framing && len(data) >= frameSizeTarget {
+		e.commitFrame()
+		e.buf = append(e.buf, header...)
+		e.buf = append(e.buf, data...)
+		return
+	}
+	e.write(header...)
+	e.writeString(data)
+}
+
+func (e *Encoder) memoKeyOf(v any) (memoKey, bool) {
+	switch x := v.(type) {
+	case string:
+		if singletonStr(x) {
+			return memoKey{kind: 's', s: x}, true
+		}
+		return memoKey{p: unsafe.Pointer(unsafe.StringData(x)), n: len(x), kind: 's'}, true
+	case []byte:
+		if len(x) <= 1 {
+			return memoKey{kind: 'b', s: string(x)}, true
+		}
+		return memoKey{p: unsafe.Pointer(unsafe.SliceData(x)), n: len(x), kind: 'b'}, true
+	case Tuple:
+		if len(x) == 0 {
+			return memoKey{}, false
+		}
+		return memoKey{p: unsafe.Pointer(unsafe.SliceData(x)), n: len(x), kind: 't'}, true
+	case List:
+		return sliceKey('l', x)
+	case []any:
+		return sliceKey('l', x)
+	case Dict:
+		if len(x) == 0 {
+			return memoKey{}, false
+		}
+		return memoKey{p: unsafe.Pointer(unsafe.SliceData(x)), n: len(x), kind: 'd'}, true
+	case *Set:
+		return memoKey{p: unsafe.Pointer(x), kind: 'S'}, true
+	case *Object:
+		return memoKey{p: unsafe.Pointer(x), kind: 'o'}, true
+	case Global:
+		// Classes and functions are singletons in Python.
+		return memoKey{kind: 'g', s: x.Module + "\n" + x.Name}, true
+	}
+	return memoKey{}, false
+}
+
+// sliceKey identifies a non-empty list by its backing array; an empty Go
+// slice has none, so each empty list is its own object.
+func sliceKey(kind byte, x []any) (memoKey, bool) {
+	if len(x) == 0 {
+		return memoKey{}, false
+	}
+	return memoKey{p: unsafe.Pointer(unsafe.SliceData(x)), n: len(x), kind: kind}, true
+}
+
+// singletonStr reports the strs CPython shares: "" and one character
+// below U+0100.
+func singletonStr(s string) bool {
+	if s == "" {
+		return true
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	return n == len(s) && r < 256 && r != utf8.RuneError
+}
+
+// memoGet writes a GET for v if v was memoized.
+func (e *Encoder) memoGet(v any) bool {
+	if e.Fast || e.memoLen == 0 {
+		return false
+	}
+	k, ok := e.memoKeyOf(v)
+	if !ok {
+		return false
+	}
+	idx, ok := e.memo[k]
+	if !ok {
+		return false
+	}
+	e.writeGet(idx)
+	return true
+}
+
+func (e *Encoder) writeGet(idx uint32) {
+	switch {
+	case e.Protocol == 0:
+		e.write(opGet)
+		e.writeString(strconv.FormatUint(uint64(idx), 10))
+		e.write('\n')
+	case idx < 256:
+		e.write(opBinget, byte(idx))
+	default:
+		e.write(opLongBinget, byte(idx), byte(idx>>8), byte(idx>>16), byte(idx>>24))
+	}
+}
+
+// memoPut records v under the next memo index and writes the PUT.
+func (e *Encoder) memoPut(v any) {
+	if e.Fast {
+		return
+	}
+	k, ok := e.memoKeyOf(v)
+	if !ok {
+		// Values without identity still take an index, as in CPython.
+		k = memoKey{kind: 'u', n: int(e.memoLen)}
+	}
+	if e.memo == nil {
+		e.memo = make(map[memoKey]uint32)
+	}
+	idx := e.memoLen
+	e.memoLen++
+	e.memo[k] = idx
+	switch {
+	case e.Protocol >= 4:
+		e.write(opMemoize)
+	case e.Protocol == 0:
+		e.write(opPut)
+		e.writeString(strconv.FormatUint(uint64(idx), 10))
+		e.write('\n')
+	case idx < 256:
+		e.write(opBinput, byte(idx))
+	default:
+		e.write(opLongBinput, byte(idx), byte(idx>>8), byte(idx>>16), byte(idx>>24))
+	}
+}
+
+func (e *Encoder) inMemo(v any) (uint32, bool) {
+	if e.Fast {
+		return 0, false
+	}
+	k, ok := e.memoKeyOf(v)
+	if !ok {
+		return 0, false
+	}
+	idx, ok := e.memo[k]
+	return idx, ok
+}
+
+func (e *Encoder) save(v any, depth int) error {
+	if depth > maxDepth {
+		return errTooDeep
+	}
+	// CPython ends a full frame when it starts saving the next object.
+	e.opcodeBoundary()
+	return e.saveValue(v, depth)
+}
+
+func (e *Encoder) saveValue(v any, depth int) error {
+	// Atoms are never memoized.
+	switch x := v.(type) {
+	case nil:
+		e.write(opNone)
+		return nil
+	case bool:
+		e.saveBool(x)
+		return nil
+	case int:
+		e.saveInt(int64(x))
+		return nil
+	case int8:
+		e.saveInt(int64(x))
+		return nil
+	case int16:
+		e.saveInt(int64(x))
+		return nil
+	case int32:
+		e.saveInt(int64(x))
+		return nil
+	case int64:
+		e.saveInt(x)
+		return nil
+	case uint:
+		return e.saveUint(uint64(x))
+	case uint8:
+		e.saveInt(int64(x))
+		return nil
+	case uint16:
+		e.saveInt(int64(x))
+		return nil
+	case uint32:
+		e.saveInt(int64(x))
+		return nil
+	case uint64:
+		return e.saveUint(x)
+	case *big.Int:
+		return e.saveBig(x)
+	case float64:
+		e.saveFloat(x)
+		return nil
+	case float32:
+		e.saveFloat(float64(x))
+		return nil
+	}
+	if e.memoGet(v) {
+		return nil
+	}
+	switch x := v.(type) {
+	case string:
+		return e.saveStr(x)
+	case []byte:
+		return e.saveBytes(x, depth)
+	case Tuple:
+		return e.saveTuple(x, depth)
+	case List:
+		return e.saveList(x, depth)
+	case []any:
+		return e.saveList(x, depth)
+	case Dict:
+		return e.saveDict(x, depth)
+	case *Set:
+		return e.saveSet(x, depth)
+	case Global:
+		return e.saveGlobal(x)
+	case PersistentRef:
+		return e.savePers(x, depth)
+	case *Object:
+		return e.saveObject(x, depth)
+	case Object:
+		return e.saveObject(&x, depth)
+	case ByteArray:
+		return errors.New("pickle: bytearray is not supported by the encoder")
+	}
+	return fmt.Errorf("pickle: cannot encode a value of type %T", v)
+}
+
+func (e *Encoder) saveBool(b bool) {
+	switch {
+	case e.Protocol >= 2 && b:
+		e.write(opNewtrue)
+	case e.Protocol >= 2:
+		e.write(opNewfalse)
+	case b:
+		e.writeString("I01\n")
+	default:
+		e.writeString("I00\n")
+	}
+}
+
+func (e *Encoder) saveInt(v int64) {
+	if v >= math.MinInt32 && v <= math.MaxInt32 {
+		if e.Protocol == 0 {
+			e.write(opInt)
+			e.writeString(strconv.FormatInt(v, 10))
+			e.write('\n')
+			return
+		}
+		u := uint32(v)
+		switch {
+		case u>>16 != 0:
+			e.write(opBinint, byte(u), byte(u>>8), byte(u>>16), byte(u>>24))
+		case u>>8 != 0:
+			e.write(opBinint2, byte(u), byte(u>>8))
+		default:
+			e.write(opBinint1, byte(u))
+		}
+		return
+	}
+	if e.Protocol < 2 {
+		e.write(opLong)
+		e.writeString(strconv.FormatInt(v, 10))
+		e.writeString("L\n")
+		return
+	}
+	// LONG1 with the minimal two's-complement length (at most 8 bytes here).
+	var b [9]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(v))
+	n := 8
+	if v < 0 {
+		for n > 1 && b[n-1] == 0xff && b[n-2]&0x80 != 0 {
+			n--
+		}
+	} else {
+		for n > 1 && b[n-1] == 0 && b[n-2]&0x80 == 0 {
+			n--
+		}
+	}
+	e.write(opLong1, byte(n))
+	e.write(b[:n]...)
+}
+
+func (e *Encoder) saveUint(v uint64) error {
+	if v <= math.MaxInt64 {
+		e.saveInt(int64(v))
+		return nil
+	}
+	return e.saveBig(new(big.Int).SetUint64(v))
+}
+
+func (e *Encoder) saveBig(x *big.Int) error {
+	if x.IsInt64() {
+		e.saveInt(x.Int64())
+		return nil
+	}
+	if e.Protocol < 2 {
+		e.write(opLong)
+		e.writeString(x.String())
+		e.writeString("L\n")
+		return nil
+	}
+	// CPython: nbytes = bitlen(|x|)/8 + 1 in two's complement, one byte less
+	// for a negative number whose top byte is only sign.
+	nbytes := x.BitLen()/8 + 1
+	mag := new(big.Int)
+	if x.Sign() < 0 {
+		mag.Lsh(big.NewInt(1), uint(8*nbytes))
+		mag.Add(mag, x)
+	} else {
+		mag.Set(x)
+	}
+	be := mag.FillBytes(make([]byte, nbytes))
+	le := make([]byte, nbytes)
+	for i, c := range be {
+		le[nbytes-1-i] = c
+	}
+	if x.Sign() < 0 && nbytes > 1 && le[nbytes-1] == 0xff && le[nbytes-2]&0x80 != 0 {
+		le = le[:nbytes-1]
+		nbytes--
+	}
+	if nbytes < 256 {
+		e.write(opLong1, byte(nbytes))
+	} else {
+		if nbytes > math.MaxInt32 {
+			return errors.New("pickle: int too large to pickle")
+		}
+		e.write(opLong4, byte(nbytes), byte(nbytes>>8), byte(nbytes>>16), byte(nbytes>>24))
+	}
+	e.writeLarge(nil, string(le))
+	return nil
+}
+
+func (e *Encoder) saveFloat(f float64) {
+	if e.Protocol == 0 {
+		e.write(opFloat)
+		e.startFrame()
+		e.buf = pyrepr.AppendFloat(e.buf, f)
+		e.write('\n')
+		return
+	}
+	var b [9]byte
+	b[0] = opBinfloat
+	binary.BigEndian.PutUint64(b[1:], math.Float64bits(f))
+	e.write(b[:]...)
+}
+
+func (e *Encoder) saveStr(s string) error {
+	if e.Protocol == 0 {
+		e.write(opUnicode)
+		e.startFrame()
+		e.buf = appendRawUnicodeEscape(e.buf, s)
+		e.write('\n')
+	} else {
+		n := len(s)
+		var hdr [9]byte
+		switch {
+		case n <= 0xff && e.Protocol >= 4:
+			hdr[0], hdr[1] = opShortBinunicode, byte(n)
+			e.writeLarge(hdr[:2], s)
+		case uint64(n) <= 0xffffffff:
+			hdr[0] = opBinunicode
+			binary.LittleEndian.PutUint32(hdr[1:], uint32(n))
+			e.writeLarge(hdr[:5], s)
+		case e.Protocol >= 4:
+			hdr[0] = opBinunicode8
+			binary.LittleEndian.PutUint64(hdr[1:], uint64(n))
+			e.writeLarge(hdr[:9], s)
+		default:
+			return errors.New("pickle: cannot serialize a string larger than 4GiB")
+		}
+	}
+	e.memoPut(s)
+	return nil
+}
+
+// appendRawUnicodeEscape is CPython's pickler variant of raw-unicode-escape:
+// Latin-1 bytes, with \uXXXX / \UXXXXXXXX for characters above U+00FF and for
+// backslash, NUL, newline, carriage return and U+001A.
+func appendRawUnicodeEscape(dst []byte, s string) []byte {
+	const hexdigits = "0123456789abcdef"
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			r = rune(s[i]) // not UTF-8: keep the byte's value
+		} else if r >= 0xd800 && r <= 0xdfff {
+			r = utf8.RuneError
+		}
+		// Surrogates encoded in "surrogatepass" form.
+		if n == 1 && s[i] == 0xed && i+2 < len(s) && s[i+1]&0xe0 == 0xa0 && s[i+2]&0xc0 == 0x80 {
+			r = rune(0xd000) | rune(s[i+1]&0x3f)<<6 | rune(s[i+2]&0x3f)
+			n = 3
+		}
+		i += n
+		switch {
+		case r >= 0x10000:
+			dst = append(dst, '\\', 'U')
+			for sh := 28; sh >= 0; sh -= 4 {
+				dst = append(dst, hexdigits[(r>>uint(sh))&0xf])
+			}
+		case r >= 256 || r == '\\' || r == 0 || r == '\n' || r == '\r' || r == 0x1a:
+			dst = append(dst, '\\', 'u')
+			for sh := 12; sh >= 0; sh -= 4 {
+				dst = append(dst, hexdigits[(r>>uint(sh))&0xf])
+			}
+		default:
+			dst = append(dst, byte(r))
+		}
+	}
+	return dst
+}
+
+// latin1Name stands for the interned 'latin1' str CPython passes to
+// _codecs.encode when pickling bytes with protocols 0–2.
+var latin1Name = "latin1"
+
+func (e *Encoder) saveBytes(b []byte, depth int) error {
+	if e.Protocol < 3 {
+		// CPython fakes bytes with a REDUCE: _codecs.encode(latin1 text,
+		// 'latin1'), or bytes() when empty.
+		var red *Object
+		if len(b) == 0 {
+			red = &Object{Callable: Global{"builtins", "bytes"}, Args: Tuple{}}
+		} else {
+			text := make([]rune, len(b))
+			for i, c := range b {
+				text[i] = rune(c)
+			}
+			red = &Object{Callable: Global{"_codecs", "encode"}, Args: Tuple{string(text), latin1Name}}
+		}
+		return e.saveReduce(red, b, depth)
+	}
+	n := len(b)
+	var hdr [9]byte
+	switch {
+	case n <= 0xff:
+		hdr[0], hdr[1] = opShortBinbytes, byte(n)
+		e.writeLarge(hdr[:2], unsafeString(b))
+	case uint64(n) <= 0xffffffff:
+		hdr[0] = opBinbytes
+		binary.LittleEndian.PutUint32(hdr[1:], uint32(n))
+		e.writeLarge(hdr[:5], unsafeString(b))
+	case e.Protocol >= 4:
+		hdr[0] = opBinbytes8
+		binary.LittleEndian.PutUint64(hdr[1:], uint64(n))
+		e.writeLarge(hdr[:9], unsafeString(b))
+	default:
+		return errors.New("pickle: cannot serialize a bytes object larger than 4 GiB")
+	}
+	e.memoPut(b)
+	return nil
+}
+
+// unsafeString views b as a string without copying; the string is only
+// appended to the output, never kept.
+func unsafeString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+func (e *Encoder) saveTuple(t Tuple, depth int) error {
+	n := len(t)
+	if n == 0 {
+		if e.Protocol >= 1 {
+			e.write(opEmptyTuple)
+		} else {
+			e.write(opMark, opTuple)
+		}
+		return nil
+	}
+	if n <= 3 && e.Protocol >= 2 {
+		for _, it := range t {
+			if err := e.save(it, depth+1); err != nil {
+				return err
+			}
+		}
+		// A tuple reached again through its own items is already memoized:
+		// drop the items and fetch it.
+		if idx, ok := e.inMemo(t); ok {
+			for i := 0; i < n; i++ {
+				e.write(opPop)
+			}
+			e.writeGet(idx)
+			return nil
+		}
+		e.write(byte(opTuple1 + n - 1))
+		e.memoPut(t)
+		return nil
+	}
+	e.write(opMark)
+	for _, it := range t {
+		if err := e.save(it, depth+1); err != nil {
+			return err
+		}
+	}
+	if idx, ok := e.inMemo(t); ok {
+		if e.Protocol >= 1 {
+			e.write(opPopMark)
+		} else {
+			for i := 0; i <= n; i++ {
+				e.write(opPop)
+			}
+		}
+		e.writeGet(idx)
+		return nil
+	}
+	e.write(opTuple)
+	e.memoPut(t)
+	return nil
+}
+
+func (e *Encoder) saveList(l []any, depth int) error {
+	if e.Protocol >= 1 {
+		e.write(opEmptyList)
+	} else {
+		e.write(opMark, opList)
+	}
+	e.memoPut(List(l))
+	if e.Fast && len(l) > 0 && depth > maxDepth/2 {
+		return errTooDeep
+	}
+	if e.Protocol == 0 {
+		for _, it := range l {
+			if err := e.save(it, depth+1); err != nil {
+				return err
+			}
+			e.write(opAppend)
+		}
+		return nil
+	}
+	if len(l) == 1 {
+		if err := e.save(l[0], depth+1); err != nil {
+			return err
+		}
+		e.write(opAppend)
+		return nil
+	}
+	for i := 0; i < len(l); {
+		e.write(opMark)
+		for j := 0; j < batchSize && i < len(l); j, i = j+1, i+1 {
+			if err := e.save(l[i], depth+1); err != nil {
+				return err
+			}
+		}
+		e.write(opAppends)
+	}
+	return nil
+}
+
+func (e *Encoder) saveDict(d Dict, depth int) error {
+	if e.Protocol >= 1 {
+		e.write(opEmptyDict)
+	} else {
+		e.write(opMark, opDict)
+	}
+	e.memoPut(d)
+	if len(d) == 0 {
+		return nil
+	}
+	saveKV := func(kv KV) error {
+		if err := e.save(kv.Key, depth+1); err != nil {
+			return err
+		}
+		return e.save(kv.Value, depth+1)
+	}
+	if e.Protocol == 0 {
+		for _, kv := range d {
+			if err := saveKV(kv); err != nil {
+				return err
+			}
+			e.write(opSetitem)
+		}
+		return nil
+	}
+	if len(d) == 1 {
+		if err := saveKV(d[0]); err != nil {
+			return err
+		}
+		e.write(opSetitem)
+		return nil
+	}
+	// CPython's loop for exact dicts writes an empty MARK SETITEMS after a
+	// last batch that was exactly full.
+	for i := 0; ; {
+		e.write(opMark)
+		j := 0
+		for ; j < batchSize && i < len(d); j, i = j+1, i+1 {
+			if err := saveKV(d[i]); err != nil {
+				return err
+			}
+		}
+		e.write(opSetitems)
+		if j != batchSize {
+			break
+		}
+	}
+	return nil
+}
+
+func (e *Encoder) saveSet(s *Set, depth int) error {
+	if e.Protocol < 4 {
+		name := "set"
+		if s.Frozen {
+			name = "frozenset"
+		}
+		red := &Object{Callable: Global{"builtins", name}, Args: Tuple{List(s.Items)}}
+		return e.saveReduce(red, s, depth)
+	}
+	if s.Frozen {
+		e.write(opMark)
+		for _, it := range s.Items {
+			if err := e.save(it, depth+1); err != nil {
+				return err
+			}
+		}
+		if idx, ok := e.inMemo(s); ok {
+			e.write(opPopMark)
+			e.writeGet(idx)
+			return nil
+		}
+		e.write(opFrozenset)
+		e.memoPut(s)
+		return nil
+	}
+	e.write(opEmptySet)
+	e.memoPut(s)
+	if len(s.Items) == 0 {
+		return nil
+	}
+	for i := 0; ; {
+		e.write(opMark)
+		j := 0
+		for ; j < batchSize && i < len(s.Items); j, i = j+1, i+1 {
+			if err := e.save(s.Items[i], depth+1); err != nil {
+				return err
+			}
+		}
+		e.write(opAdditems)
+		if j != batchSize {
+			break
+		}
+	}
+	return nil
+}
+
+func (e *Encoder) saveGlobal(g Global) error {
+	if e.Protocol >= 4 {
+		// The module name str is shared by all classes of a module and the
+		// qualified name by nothing else: identify both by value.
+		if err := e.saveIdentified(g.Module, 'M'); err != nil {
+			return err
+		}
+		if err := e.saveIdentified(g.Name, 'Q'); err != nil {
+			return err
+		}
+		e.write(opStackGlobal)
+	} else {
+		module, name := g.Module, g.Name
+		if e.Protocol < 3 {
+			if g2, ok := py2Names[g]; ok {
+				module, name = g2.Module, g2.Name
+			} else if m, ok := py2Modules[module]; ok {
+				module = m
+			}
+		}
+		e.write(opGlobal)
+		e.writeString(module)
+		e.write('\n')
+		e.writeString(name)
+		e.write('\n')
+	}
+	e.memoPut(g)
+	return nil
+}
+
+// saveIdentified saves a str whose identity is its value within kind.
+func (e *Encoder) saveIdentified(s string, kind byte) error {
+	k := memoKey{kind: kind, s: s}
+	if !e.Fast {
+		if idx, ok := e.memo[k]; ok {
+			e.writeGet(idx)
+			return nil
+		}
+	}
+	if err := e.saveStr(s); err != nil {
+		return err
+	}
+	if !e.Fast {
+		// saveStr memoized it under its pointer; alias the value key.
+		e.memo[k] = e.memoLen - 1
+	}
+	return nil
+}
+
+func (e *Encoder) savePers(p PersistentRef, depth int) error {
+	if e.Protocol >= 1 {
+		if err := e.save(p.ID, depth+1); err != nil {
+			return err
+		}
+		e.write(opBinpersid)
+		return nil
+	}
+	s, ok := p.ID.(string)
+	if !ok {
+		return errors.New("pickle: persistent IDs in protocol 0 must be ASCII strings")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 || s[i] == '\n' {
+			return errors.New("pickle: persistent IDs in protocol 0 must be ASCII strings")
+		}
+	}
+	e.write(opPersid)
+	e.writeString(s)
+	e.write('\n')
+	return nil
+}
+
+func (e *Encoder) saveObject(o *Object, depth int) error {
+	return e.saveReduce(o, o, depth)
+}
+
+// saveReduce is CPython's save_reduce for the description o of obj.
+func (e *Encoder) saveReduce(o *Object, obj any, depth int) error {
+	if o.New {
+		if e.Protocol < 2 {
+			return errors.New("pickle: NEWOBJ needs protocol 2 or higher")
+		}
+		if err := e.save(o.Callable, depth+1); err != nil {
+			return err
+		}
+		if err := e.save(o.Args, depth+1); err != nil {
+			return err
+		}
+		if len(o.Kwargs) > 0 {
+			if e.Protocol < 4 {
+				return errors.New("pickle: NEWOBJ_EX needs protocol 4")
+			}
+			if err := e.save(o.Kwargs, depth+1); err != nil {
+				return err
+			}
+			e.write(opNewobjEx)
+		} else {
+			e.write(opNewobj)
+		}
+	} else {
+		if err := e.save(o.Callable, depth+1); err != nil {
+			return err
+		}
+		if err := e.save(o.Args, depth+1); err != nil {
+			return err
+		}
+		e.write(opReduce)
+	}
+	if idx, ok := e.inMemo(obj); ok {
+		e.write(opPop)
+		e.writeGet(idx)
+		return nil
+	}
+	e.memoPut(obj)
+	if len(o.ListItems) > 0 {
+		if err := e.batchIter(o.ListItems, nil, depth); err != nil {
+			return err
+		}
+	}
+	if len(o.DictItems) > 0 {
+		if err := e.batchIter(nil, o.DictItems, depth); err != nil {
+			return err
+		}
+	}
+	if o.State != nil {
+		if err := e.save(o.State, depth+1); err != nil {
+			return err
+		}
+		e.write(opBuild)
+	}
+	return nil
+}
+
+// batchIter is CPython's batch_list / batch_dict for items that come from an
+// iterator (not an exact list or dict): a lone last item gets APPEND/SETITEM.
+func (e *Encoder) batchIter(items []any, pairs Dict, depth int) error {
+	n := len(items) + len(pairs)
+	one, many := byte(opAppend), byte(opAppends)
+	if pairs != nil {
+		one, many = opSetitem, opSetitems
+	}
+	save := func(i int) error {
+		if pairs == nil {
+			return e.save(items[i], depth+1)
+		}
+		if err := e.save(pairs[i].Key, depth+1); err != nil {
+			return err
+		}
+		return e.save(pairs[i].Value, depth+1)
+	}
+	if e.Protocol == 0 {
+		for i := 0; i < n; i++ {
+			if err := save(i); err != nil {
+				return err
+			}
+			e.write(one)
+		}
+		return nil
+	}
+	for i := 0; i < n; {
+		if n-i == 1 {
+			if err := save(i); err != nil {
+				return err
+			}
+			e.write(one)
+			return nil
+		}
+		e.write(opMark)
+		for j := 0; j < batchSize && i < n; j, i = j+1, i+1 {
+			if err := save(i); err != nil {
+				return err
+			}
+		}
+		e.write(many)
+	}
+	return nil
+}
