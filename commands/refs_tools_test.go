@@ -3,8 +3,10 @@ package commands
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -279,5 +281,115 @@ func TestFsrefsJSON(t *testing.T) {
 `
 	if out != want || errs != "" || code != 0 {
 		t.Errorf("exit %d, stderr %q, stdout:\n%s", code, errs, out)
+	}
+}
+
+// confDatabases reads the <zodb NAME> sections of a zc.zodbdgc ZConfig file
+// and the path of each one's filestorage.
+func confDatabases(t *testing.T, conf string) []string {
+	t.Helper()
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	name := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.Trim(strings.TrimSpace(line), "<>"))
+		switch {
+		case len(f) == 2 && f[0] == "zodb":
+			name = f[1]
+		case len(f) == 2 && f[0] == "path":
+			args = append(args, name+"="+f[1])
+		}
+	}
+	return args
+}
+
+// TestXrefsAgreesWithCheckRefs runs xrefs on every multi-database recorded
+// with multi-zodb-check-refs: the strong references it finds dangling are
+// exactly the objects check-refs could not load.
+func TestXrefsAgreesWithCheckRefs(t *testing.T) {
+	n := 0
+	for _, r := range loadRefsRuns(t) {
+		if r.Tool != "multi-zodb-check-refs" {
+			continue
+		}
+		n++
+		t.Run(r.Fixture, func(t *testing.T) {
+			want := map[string]bool{}
+			for _, line := range strings.Split(readRefsFixture(t, r.Stdout), "\n") {
+				if f := strings.Fields(line); len(f) >= 3 && f[0] == "!!!" {
+					want[f[1]+" "+f[2]] = true
+				}
+			}
+			args := confDatabases(t, filepath.Join(refsFixtureDir, r.Fixture))
+			out, errs, code := runRefsTool(t, r.Cwd, append([]string{"xrefs", "--json"}, args...)...)
+			got := map[string]bool{}
+			total := 0
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				var x struct {
+					TargetDB  string `json:"target_db"`
+					TargetOid string `json:"target_oid"`
+					Kind      string
+					Dangling  *bool
+				}
+				if err := json.Unmarshal([]byte(line), &x); err != nil {
+					t.Fatalf("%q: %v", line, err)
+				}
+				total++
+				if x.Dangling == nil {
+					t.Errorf("target database %s not checked", x.TargetDB)
+				} else if *x.Dangling && x.Kind == "strong" {
+					oid, _ := strconv.ParseUint(x.TargetOid, 16, 64)
+					got[x.TargetDB+" "+strconv.FormatInt(int64(oid), 10)] = true
+				}
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("dangling %v, multi-zodb-check-refs found %v", got, want)
+			}
+			wantCode := 0
+			if len(want) > 0 {
+				wantCode = 1
+			}
+			if code != wantCode || total < 4 {
+				t.Errorf("exit %d (want %d), %d references, stderr %q", code, wantCode, total, errs)
+			}
+		})
+	}
+	if n != 5 {
+		t.Errorf("%d check-refs runs", n)
+	}
+}
+
+func TestXrefsOutput(t *testing.T) {
+	out, errs, code := runRefsTool(t, "multidb", "xrefs", "1=Data1.fs", "2=Data2.fs")
+	want := "DB\tOID\tCLASS\tTARGET DB\tTARGET OID\tKIND\tSTATUS\n" +
+		"1\t0x02\tpersistent.list.PersistentList\t2\t0x01\tstrong\tok\n" +
+		"1\t0x02\tpersistent.list.PersistentList\t2\t0x02\tstrong\tok\n" +
+		"1\t0x03\tfixturemodel.Folder\t2\t0x08\tstrong\tok\n" +
+		"1\t0x04\tfixturemodel.Folder\t2\t0x0fff\tstrong\tdangling\n" +
+		"1\t0x01\tpersistent.mapping.PersistentMapping\t2\t0x03\tweak\tok\n" +
+		"2\t0x07\tfixturemodel.Folder\t1\t0x01\tstrong\tok\n"
+	if out != want || code != 1 || errs != "xrefs: 1 dangling strong reference(s)\n" {
+		t.Errorf("exit %d, stderr %q, stdout:\n%s", code, errs, out)
+	}
+	// Only database 1 given: nothing can be checked, nothing dangles.
+	out, errs, code = runRefsTool(t, "multidb", "xrefs", "--json", "1=Data1.fs")
+	if code != 0 || strings.Count(out, `"dangling":null`) != 5 || !strings.Contains(errs, "5 reference(s) into databases not given") {
+		t.Errorf("one database: exit %d, stderr %q, stdout:\n%s", code, errs, out)
+	}
+	// Old revisions: the list can only grow.
+	all, _, _ := runRefsTool(t, "multidb", "xrefs", "--all-revisions", "1=Data1.fs", "2=Data2.fs")
+	if len(all) < len(want) {
+		t.Errorf("--all-revisions lists fewer references:\n%s", all)
+	}
+	for _, args := range [][]string{{"xrefs"}, {"xrefs", "Data1.fs"}, {"xrefs", "1=Data1.fs", "1=Data2.fs"}, {"xrefs", "=x"}} {
+		if _, errs, code := runRefsTool(t, "multidb", args...); code != ExitUsage || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+	if _, errs, code := runRefsTool(t, "multidb", "xrefs", "1=nonexistent.fs"); code != ExitFailure || !strings.Contains(errs, "nonexistent.fs") {
+		t.Errorf("missing file: exit %d, stderr %q", code, errs)
 	}
 }
