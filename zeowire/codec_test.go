@@ -61,8 +61,8 @@ var codecVectors = []struct {
 		`940702a62e7265706c7992bf5a4f44422e504f53457863657074696f6e2e526561644f6e6c794572
 		726f7290`, true},
 	{"server ConflictError", Message{ID: int64(3), Kind: KindError, Name: ".reply", Args: Tuple{ClassConflictError, Dict{
-		{"message", "database conflict error"}, {"oid", vOid1.Bytes()},
-		{"class_name", "persistent.mapping.PersistentMapping"}, {"serials", Tuple{vTid2.Bytes(), vTid.Bytes()}}}}},
+		{Key: "message", Value: "database conflict error"}, {Key: "oid", Value: vOid1.Bytes()},
+		{Key: "class_name", Value: "persistent.mapping.PersistentMapping"}, {Key: "serials", Value: Tuple{vTid2.Bytes(), vTid.Bytes()}}}}},
 		`8003284b034b0258060000002e7265706c79581f0000005a4f44422e504f53457863657074696f6e
 		2e436f6e666c6963744572726f727d2858070000006d6573736167655817000000646174616261
 		736520636f6e666c696374206572726f7258030000006f696443080000000000000001580a0000
@@ -89,7 +89,7 @@ var codecVectors = []struct {
 		1c015d430800000000000000016186742e`,
 		`9400c3b5696e76616c69646174655472616e73616374696f6e92c40803ac11b771fa1c0191c408
 		0000000000000001`, true},
-	{"server info", Message{ID: int64(0), Kind: KindAsync, Name: "info", Args: Tuple{Dict{{"length", int64(2)}, {"size", int64(447)}}}},
+	{"server info", Message{ID: int64(0), Kind: KindAsync, Name: "info", Args: Tuple{Dict{{Key: "length", Value: int64(2)}, {Key: "size", Value: int64(447)}}}},
 		`8003284b00885804000000696e666f7d2858060000006c656e6774684b02580400000073697a654d
 		bf017585742e`,
 		`9400c3a4696e666f9182a66c656e67746802a473697a65cd01bf`, true},
@@ -110,7 +110,7 @@ func msgpackView(v any) any {
 	case Dict:
 		out := make(Dict, len(x))
 		for i := range x {
-			out[i] = KV{msgpackView(x[i].Key), msgpackView(x[i].Value)}
+			out[i] = KV{Key: msgpackView(x[i].Key), Value: msgpackView(x[i].Value)}
 		}
 		return out
 	}
@@ -226,4 +226,57 @@ func TestFrameReader(t *testing.T) {
 	if _, err := fr.ReadFrame(); err == nil || !strings.Contains(err.Error(), "unexpected EOF") {
 		t.Fatalf("truncated frame: %v", err)
 	}
+}
+
+func TestPickleVectors(t *testing.T) {
+	var c PickleCodec
+	for _, v := range codecVectors {
+		want := mustHex(t, v.z)
+		if v.encode {
+			got, err := c.AppendMessage(nil, &v.msg)
+			if err != nil {
+				t.Fatalf("%s: encode: %v", v.name, err)
+			}
+			if hex.EncodeToString(got) != hex.EncodeToString(want) {
+				t.Errorf("%s: encoded\n got %x\nwant %x", v.name, got, want)
+			}
+		}
+		m, err := c.DecodeMessage(want)
+		if err != nil {
+			t.Fatalf("%s: decode: %v", v.name, err)
+		}
+		if m.Kind != v.msg.Kind || m.Name != v.msg.Name || !Equal(m.ID, v.msg.ID) || !Equal(m.Args, v.msg.Args) {
+			t.Errorf("%s: decoded %s %s, want %s %s", v.name, Repr(m.ID), Repr(m.Args), Repr(v.msg.ID), Repr(v.msg.Args))
+		}
+	}
+}
+
+func TestPickleRejects(t *testing.T) {
+	bad := map[string]string{
+		"empty":          "",
+		"garbage":        "deadbeef",
+		"3-tuple":        "8003284b0189580800000072656769737465725801000000318986742e"[:0] + "80034b014b024b038774 2e",
+		"protocol 4":     "80044e2e",
+		"os.system":      "8003284b02895804000000706d696e67636f730a73797374656d0a58040000007472756585528574 2e",
+		"trailing bytes": "80034e2e00",
+		"truncated":      "8003284b01",
+	}
+	for name, h := range bad {
+		if m, err := (PickleCodec{}).DecodeMessage(mustHex(t, h)); err == nil {
+			t.Errorf("%s: decoded %+v without error", name, m)
+		}
+	}
+}
+
+func FuzzPickleDecode(f *testing.F) {
+	for _, v := range codecVectors {
+		f.Add(mustHexF(v.z))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := (PickleCodec{}).DecodeMessage(b)
+		if err != nil {
+			return
+		}
+		_, _ = (PickleCodec{}).AppendMessage(nil, &m)
+	})
 }

@@ -95,10 +95,10 @@ func ExceptionReply(err error) (string, any) {
 			cn = ce.ClassName
 		}
 		return class, Dict{
-			{"message", msg},
-			{"oid", ce.Oid.Bytes()},
-			{"class_name", cn},
-			{"serials", Tuple{ce.Committed.Bytes(), ce.Serial.Bytes()}},
+			{Key: "message", Value: msg},
+			{Key: "oid", Value: ce.Oid.Bytes()},
+			{Key: "class_name", Value: cn},
+			{Key: "serials", Value: Tuple{ce.Committed.Bytes(), ce.Serial.Bytes()}},
 		}
 	case errors.As(err, &pk):
 		if pk.Args != nil {

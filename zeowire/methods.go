@@ -237,12 +237,12 @@ func infoDict(info StorageInfo) Dict {
 		ifaces[i] = Tuple{p[0], p[1]}
 	}
 	return Dict{
-		{"length", info.Length},
-		{"size", info.Size},
-		{"name", info.Name},
-		{"supportsUndo", info.SupportsUndo},
-		{"supports_record_iternext", info.SupportsRecordIternext},
-		{"interfaces", ifaces},
+		{Key: "length", Value: info.Length},
+		{Key: "size", Value: info.Size},
+		{Key: "name", Value: info.Name},
+		{Key: "supportsUndo", Value: info.SupportsUndo},
+		{Key: "supports_record_iternext", Value: info.SupportsRecordIternext},
+		{Key: "interfaces", Value: ifaces},
 	}
 }
 
@@ -398,7 +398,7 @@ func dictSet(d Dict, key string, v any) Dict {
 			return d
 		}
 	}
-	return append(d, KV{key, v})
+	return append(d, KV{Key: key, Value: v})
 }
 
 func (c *serverConn) recordIternext(ctx context.Context, _ *Message, a []any) (any, error) {
@@ -448,19 +448,19 @@ func (st *storageState) status() Dict {
 		timeoutAlive = true
 	}
 	return Dict{
-		{"connections", conns},
-		{"loads", st.loads.Load()},
-		{"stores", stats.stores},
-		{"commits", stats.commits},
-		{"aborts", stats.aborts},
-		{"active_txns", stats.activeTxns},
-		{"lock_time", lockTime},
-		{"conflicts", stats.conflicts},
-		{"conflicts_resolved", int64(0)},
-		{"start", ctime(st.s.startTime)},
-		{"waiting", int64(waiting)},
-		{"timeout-thread-is-alive", timeoutAlive},
-		{"last-transaction", st.storage.LastTransaction().String()},
+		{Key: "connections", Value: conns},
+		{Key: "loads", Value: st.loads.Load()},
+		{Key: "stores", Value: stats.stores},
+		{Key: "commits", Value: stats.commits},
+		{Key: "aborts", Value: stats.aborts},
+		{Key: "active_txns", Value: stats.activeTxns},
+		{Key: "lock_time", Value: lockTime},
+		{Key: "conflicts", Value: stats.conflicts},
+		{Key: "conflicts_resolved", Value: int64(0)},
+		{Key: "start", Value: ctime(st.s.startTime)},
+		{Key: "waiting", Value: int64(waiting)},
+		{Key: "timeout-thread-is-alive", Value: timeoutAlive},
+		{Key: "last-transaction", Value: st.storage.LastTransaction().String()},
 	}
 }
 
@@ -529,11 +529,11 @@ func (c *serverConn) undoCommon(ctx context.Context, m *Message, name string, fi
 
 func undoEntry(t *TxnMeta) Dict {
 	d := Dict{
-		{"id", []byte(base64.StdEncoding.EncodeToString(t.Tid.Bytes()))},
-		{"time", t.Tid.Seconds()},
-		{"user_name", nonNil(t.User)},
-		{"size", t.Size},
-		{"description", nonNil(t.Description)},
+		{Key: "id", Value: []byte(base64.StdEncoding.EncodeToString(t.Tid.Bytes()))},
+		{Key: "time", Value: t.Tid.Seconds()},
+		{Key: "user_name", Value: nonNil(t.User)},
+		{Key: "size", Value: t.Size},
+		{Key: "description", Value: nonNil(t.Description)},
 	}
 	for _, kv := range t.Extension {
 		if k, ok := kv.Key.(string); ok {
@@ -577,7 +577,7 @@ func (c *serverConn) pack(ctx context.Context, m *Message, a []any) (any, error)
 		}
 		c.log.Info("pack finished")
 		info := st.storage.Info()
-		st.broadcast(nil, "info", Tuple{Dict{{"length", info.Length}, {"size", info.Size}}})
+		st.broadcast(nil, "info", Tuple{Dict{{Key: "length", Value: info.Length}, {Key: "size", Value: info.Size}}})
 		return nil
 	}
 	if !wait {

@@ -257,7 +257,7 @@ func decodeMsgpack(dec *msgpack.Decoder, r *bytes.Reader, depth int) (any, error
 			if err != nil {
 				return nil, err
 			}
-			d[i] = KV{k, v}
+			d[i] = KV{Key: k, Value: v}
 		}
 		return d, nil
 	}

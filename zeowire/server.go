@@ -196,7 +196,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.closeNow(errors.New("server shutting down"))
+		c.shutdown()
 	}
 	done := make(chan struct{})
 	go func() { s.connWG.Wait(); close(done) }()
@@ -266,8 +266,16 @@ func (s *Server) serveConn(nc net.Conn, id uint64) {
 		nc.Close()
 		return
 	}
-	c.transport = newTransport(nc, fr, s.OutboundQueue)
-	c.transport.codec = codec
+	tr := newTransport(nc, fr, s.OutboundQueue)
+	tr.codec = codec
+	s.mu.Lock()
+	c.transport = tr
+	closing := s.closing.Load()
+	s.mu.Unlock()
+	if closing {
+		tr.closeNow(errors.New("server shutting down"))
+		return
+	}
 	c.log = log.With("encoding", string(codec.Letter()))
 	c.log.Info("connected")
 	c.readLoop()

@@ -173,4 +173,16 @@ func (c *serverConn) cleanup() {
 	}
 }
 
+// shutdown closes the connection for Server.Shutdown, whatever its stage.
+func (c *serverConn) shutdown() {
+	c.s.mu.Lock()
+	tr := c.transport
+	c.s.mu.Unlock()
+	if tr == nil {
+		c.nc.Close()
+		return
+	}
+	tr.closeNow(errors.New("server shutting down"))
+}
+
 func (c *serverConn) String() string { return fmt.Sprintf("conn %d", c.id) }

@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// ctime formats t (local time) as C's ctime does, without the newline:
+// ctime formats t (in its own location; the server clock gives local time)
+// as C's ctime does, without the newline:
 // "Mon Jan  1 00:00:00 2024" (day of month padded with a space).
 func ctime(t time.Time) string {
-	return t.Local().Format("Mon Jan _2 15:04:05 2006")
+	return t.Format("Mon Jan _2 15:04:05 2006")
 }
 
 // statusJSON is the answer to the ruok probe: {name: server_status, ...}

@@ -355,7 +355,9 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 			} else if err == nil {
 				pending = removeConflict(pending, o.oid)
 			}
-			t.changed = append(t.changed, o.oid)
+			if err == nil && !isPending(pending, o.oid) {
+				t.changed = append(t.changed, o.oid)
+			}
 		case opCheckCurrent:
 			err = stxn.CheckCurrent(o.oid, o.serial)
 		case opDelete:
@@ -384,9 +386,9 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 		out := make(List, len(pending))
 		for i, ce := range pending {
 			out[i] = Dict{
-				{"oid", ce.Oid.Bytes()},
-				{"serials", Tuple{ce.Committed.Bytes(), ce.Serial.Bytes()}},
-				{"data", ce.Data},
+				{Key: "oid", Value: ce.Oid.Bytes()},
+				{Key: "serials", Value: Tuple{ce.Committed.Bytes(), ce.Serial.Bytes()}},
+				{Key: "data", Value: ce.Data},
 			}
 		}
 		c.log.Info("conflicts returned to the client for resolution", "count", len(pending))
@@ -402,6 +404,15 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 		out[i] = o.Bytes()
 	}
 	return out, nil
+}
+
+func isPending(l []*ConflictError, oid Oid) bool {
+	for _, ce := range l {
+		if ce.Oid == oid {
+			return true
+		}
+	}
+	return false
 }
 
 func removeConflict(l []*ConflictError, oid Oid) []*ConflictError {
@@ -450,7 +461,7 @@ func (c *serverConn) tpcFinish(_ context.Context, _ *Message, a []any) (any, err
 	st.mu.Unlock()
 	c.log.Info("committed", "tid", t.tid, "objects", len(t.changed), "duration", c.s.now().Sub(start))
 	info := st.storage.Info()
-	c.sendAsync("info", Tuple{Dict{{"length", info.Length}, {"size", info.Size}}})
+	c.sendAsync("info", Tuple{Dict{{Key: "length", Value: info.Length}, {Key: "size", Value: info.Size}}})
 	tid := t.tid
 	// The reply must precede the lock release only in the sense that the
 	// lock must not be released before the invalidations were queued.

@@ -5,32 +5,22 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+
+	"github.com/zodbctl/zodbctl/fsformat/pickle"
 )
 
-// Tuple is a Python tuple on the wire.
-type Tuple []any
-
-// List is a Python list on the wire.
-type List []any
-
-// Dict is a Python dict on the wire, with its insertion order kept.
-type Dict []KV
-
-// KV is one entry of a Dict.
-type KV struct {
-	Key   any
-	Value any
-}
-
-// Get returns the value stored under the str key k.
-func (d Dict) Get(k string) (any, bool) {
-	for _, kv := range d {
-		if s, ok := kv.Key.(string); ok && s == k {
-			return kv.Value, true
-		}
-	}
-	return nil, false
-}
+// The container types are those of fsformat/pickle, so that pickle-mode
+// messages need no conversion.
+type (
+	// Tuple is a Python tuple on the wire.
+	Tuple = pickle.Tuple
+	// List is a Python list on the wire.
+	List = pickle.List
+	// Dict is a Python dict on the wire, with its insertion order kept.
+	Dict = pickle.Dict
+	// KV is one entry of a Dict.
+	KV = pickle.KV
+)
 
 // Oid is a ZODB object id. On the wire it is 8 big-endian bytes.
 type Oid uint64
@@ -224,6 +214,12 @@ func describe(v any) string {
 		return "list"
 	case Dict:
 		return "dict"
+	case pickle.Global:
+		return "global " + x.String()
+	case *pickle.Object:
+		return "object"
+	case pickle.Set:
+		return "set"
 	}
 	return fmt.Sprintf("%T", v)
 }

@@ -263,6 +263,11 @@ func (s *Store) Pack(_ context.Context, t float64) error {
 	for t, oids := range drop {
 		t.records = slices.DeleteFunc(t.records, func(r zeowire.DataRecord) bool { return oids[r.Oid] })
 	}
+	// Like FileStorage, drop the transactions before the pack time that
+	// kept no record, and mark the others packed.
+	s.txns = slices.DeleteFunc(s.txns, func(t *txnRec) bool {
+		return t.meta.Tid < packTid && len(t.records) == 0
+	})
 	for _, t := range s.txns {
 		if t.meta.Tid < packTid {
 			t.meta.Status = 'p'
@@ -355,7 +360,7 @@ func (t *txn) Delete(oid zeowire.Oid, serial zeowire.Tid) error {
 }
 
 func (t *txn) Restore(oid zeowire.Oid, serial zeowire.Tid, data []byte, prev zeowire.Tid) error {
-	r := zeowire.DataRecord{Oid: oid, Data: data}
+	r := zeowire.DataRecord{Oid: oid, Data: data, DataTxn: prev}
 	if data == nil && prev != 0 {
 		t.s.mu.RLock()
 		for _, rv := range t.s.revs[oid] {
@@ -364,7 +369,6 @@ func (t *txn) Restore(oid zeowire.Oid, serial zeowire.Tid, data []byte, prev zeo
 			}
 		}
 		t.s.mu.RUnlock()
-		r.DataTxn = prev
 	}
 	t.put(r)
 	return nil
