@@ -228,7 +228,7 @@ type replayConn struct {
 	nc       net.Conn
 	frames   chan []byte
 	readErr  chan error
-	encoding byte            // 'Z' or 'M' once the client chose
+	encoding byte              // 'Z' or 'M' once the client chose
 	calls    map[string]string // msgid (as JSON) -> method
 	closed   bool
 }
