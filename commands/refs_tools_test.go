@@ -393,3 +393,26 @@ func TestXrefsOutput(t *testing.T) {
 		t.Errorf("missing file: exit %d, stderr %q", code, errs)
 	}
 }
+
+func TestNetspaceOptions(t *testing.T) {
+	all, _, code := runRefsTool(t, ".", "netspace", "-v", "basic.fs")
+	packed, errs, code2 := runRefsTool(t, ".", "netspace", "-v", "-P", "basic.fs")
+	if code != 0 || code2 != 0 || errs != "" {
+		t.Fatalf("exit %d/%d, stderr %q", code, code2, errs)
+	}
+	// The garbage objects of basic.fs (person 0x3c, document 0x7e) are not
+	// reachable from the root; the root is.
+	for _, oid := range []string{"      60 ", "     126 "} {
+		if !strings.Contains(all, "\n"+oid) || strings.Contains(packed, "\n"+oid) {
+			t.Errorf("oid %s: in -v output %v, in -P output %v", oid, strings.Contains(all, "\n"+oid), strings.Contains(packed, "\n"+oid))
+		}
+	}
+	if !strings.HasSuffix(packed, "- persistent.mapping.PersistentMapping\n") || len(packed) >= len(all) {
+		t.Errorf("-P output:\n%s", packed)
+	}
+	// Cross-database references are not followed: database 1 alone works.
+	out, errs, code := runRefsTool(t, "multidb", "netspace", "-v", "Data1.fs")
+	if code != 0 || errs != "" || !strings.Contains(out, "       2   149      149 xrefs persistent.list.PersistentList\n") {
+		t.Errorf("Data1.fs: exit %d, stderr %q, stdout:\n%s", code, errs, out)
+	}
+}

@@ -3,6 +3,7 @@ package analysis
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 
 	"github.com/zodbctl/zodbctl/fsformat"
@@ -24,8 +25,16 @@ func OpenCurrent(name string, warn func(string)) (*Current, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A second descriptor for the index scan keeps this independent of how
+	// File exposes its own.
+	osf, err := os.Open(name)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	defer osf.Close()
 	idx := fsformat.MapIndex{}
-	if _, err := fsformat.ScanIndex(f.OSFile(), name, idx, warn); err != nil {
+	if _, err := fsformat.ScanIndex(osf, name, idx, warn); err != nil {
 		f.Close()
 		return nil, err
 	}
