@@ -159,7 +159,7 @@ func TestZeoctlStartStatusStop(t *testing.T) {
 	}
 	out, errOut, code := zeoctlRun("-C", conf, "start")
 	ln.Close()
-	if code != 1 || out != "" || errOut != "zodbctl: zeoctl: start: address "+addr+" already in use\n" {
+	if code != 1 || out != "" || errOut != "zodbctl: zeoctl: start: address ('127.0.0.1', "+strconv.Itoa(port)+") already in use\n" {
 		t.Errorf("port in use: %d %q %q", code, out, errOut)
 	}
 	t.Setenv(zeoctlStubEnv, "fail")

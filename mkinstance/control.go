@@ -94,10 +94,33 @@ type Status struct {
 var ErrAlreadyRunning = errors.New("daemon process already running")
 
 // AddressInUseError: something else accepts connections on the address.
+// The message is runzeo's: address ('127.0.0.1', 8800) already in use.
 type AddressInUseError struct{ Address Address }
 
 func (e *AddressInUseError) Error() string {
-	return fmt.Sprintf("address %s already in use", e.Address.DialAddr())
+	return fmt.Sprintf("address %s already in use", e.Address.PyRepr())
+}
+
+// CheckAddressFree does runzeo's start-up check: if something accepts a
+// connection on the address, it is in use (*AddressInUseError). An inet
+// address without a port (bound to an ephemeral port) is always free.
+func CheckAddressFree(a Address) error {
+	if dialable(a) {
+		return &AddressInUseError{a}
+	}
+	return nil
+}
+
+func dialable(a Address) bool {
+	if !a.IsUnix() && a.Port < 0 {
+		return false
+	}
+	conn, err := net.DialTimeout(a.Network(), a.DialAddr(), time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // Status reads the pid file and checks the process and the address.
@@ -147,18 +170,7 @@ func processAlive(pid int) bool {
 }
 
 // accepting reports whether the configured address accepts a connection.
-func (c *Controller) accepting() bool {
-	a := c.Config.ZEO.Address
-	if !a.IsUnix() && a.Port < 0 {
-		return false
-	}
-	conn, err := net.DialTimeout(a.Network(), a.DialAddr(), time.Second)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
-}
+func (c *Controller) accepting() bool { return dialable(c.Config.ZEO.Address) }
 
 // Start starts the server in the background and waits until its address
 // accepts connections (for an address without a port, until it has run for
@@ -168,8 +180,8 @@ func (c *Controller) Start() (Status, error) {
 	if st := c.Status(); st.Running {
 		return st, ErrAlreadyRunning
 	}
-	if c.accepting() {
-		return Status{}, &AddressInUseError{c.Config.ZEO.Address}
+	if err := CheckAddressFree(c.Config.ZEO.Address); err != nil {
+		return Status{}, err
 	}
 	out, err := c.openLog()
 	if err != nil {

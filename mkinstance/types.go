@@ -80,6 +80,19 @@ func (a Address) String() string {
 	return host + ":" + port
 }
 
+// PyRepr renders the address as runzeo's messages show it: the socket
+// path, or a Python tuple such as ('127.0.0.1', 8800) (port None if unset).
+func (a Address) PyRepr() string {
+	if a.IsUnix() {
+		return a.Unix
+	}
+	port := "None"
+	if a.Port >= 0 {
+		port = strconv.Itoa(a.Port)
+	}
+	return "(" + pyRepr(a.Host) + ", " + port + ")"
+}
+
 // ParseAddress converts ZConfig's socket-binding-address (binding true) or
 // socket-connection-address text, with ZConfig's quirks: a bare out-of-range
 // number is a host name, an unbracketed IPv6 address has no port.
