@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 
 	"github.com/zodbctl/zodbctl/fsformat"
 )
@@ -15,6 +15,14 @@ import (
 type Current struct {
 	File  *fsformat.File
 	Index fsformat.MapIndex
+
+	// positions are the index's positions in ascending order: the streaming
+	// passes walk them in step with the file instead of probing the map for
+	// every record. present is a bitmap of the oids in the index when they
+	// are dense enough (the usual case: oids are allocated from 0 up), which
+	// answers Has without a random map access.
+	positions []int64
+	present   []uint64
 }
 
 // OpenCurrent opens name read-only and builds its index with
@@ -38,7 +46,30 @@ func OpenCurrent(name string, warn func(string)) (*Current, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Current{File: f, Index: idx}, nil
+	c := &Current{File: f, Index: idx, positions: make([]int64, 0, len(idx))}
+	var maxOid fsformat.Oid
+	for oid, pos := range idx {
+		c.positions = append(c.positions, pos)
+		maxOid = max(maxOid, oid)
+	}
+	slices.Sort(c.positions)
+	if len(idx) > 0 && uint64(maxOid) < 64*uint64(len(idx))+(1<<20) {
+		c.present = make([]uint64, maxOid/64+1)
+		for oid := range idx {
+			c.present[oid/64] |= 1 << (oid % 64)
+		}
+	}
+	return c, nil
+}
+
+// Has tells whether oid is in the index.
+func (c *Current) Has(oid fsformat.Oid) bool {
+	if c.present != nil {
+		i := uint64(oid / 64)
+		return i < uint64(len(c.present)) && c.present[i]&(1<<(oid%64)) != 0
+	}
+	_, ok := c.Index[oid]
+	return ok
 }
 
 // Close closes the file.
@@ -64,49 +95,48 @@ type CurrentRecord struct {
 // to find undone and unloadable objects. Data is valid only during the call.
 func (c *Current) EachCurrent(headersOnly bool, fn func(r *CurrentRecord) error) error {
 	f := c.File
-	visited := 0
-	var last int64 = -1
+	next := 0 // index in c.positions of the next current record expected
 	var cr CurrentRecord
-	for txn, err := range f.Transactions(fsformat.IterOptions{}) {
-		if err != nil {
-			break // the index scan already reported what is wrong
-		}
-		for rec, err := range txn.Records() {
+	stream := func() error {
+		for txn, err := range f.Transactions(fsformat.IterOptions{}) {
 			if err != nil {
-				break
+				return nil // the index scan already reported what is wrong
 			}
-			if pos, ok := c.Index[rec.Oid]; !ok || pos != rec.Pos {
-				continue
-			}
-			visited++
-			last = rec.Pos
-			cr = CurrentRecord{Oid: rec.Oid, Tid: rec.Tid, Pos: rec.Pos}
-			if rec.IsBackpointer() {
-				cr.Data, cr.Err = c.load(rec.Pos)
-			} else if !headersOnly {
-				cr.Data = rec.Data
-			}
-			if err := fn(&cr); err != nil {
-				return err
+			for rec, err := range txn.Records() {
+				if err != nil {
+					return nil
+				}
+				for next < len(c.positions) && c.positions[next] < rec.Pos {
+					next++ // not reached by the iterator (damaged file)
+				}
+				if next == len(c.positions) {
+					return nil
+				}
+				if c.positions[next] != rec.Pos {
+					continue
+				}
+				next++
+				cr = CurrentRecord{Oid: rec.Oid, Tid: rec.Tid, Pos: rec.Pos}
+				if rec.IsBackpointer() {
+					cr.Data, cr.Err = c.load(rec.Pos)
+				} else if !headersOnly {
+					cr.Data = rec.Data
+				}
+				if err := fn(&cr); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	if visited == len(c.Index) {
 		return nil
 	}
-	// Oids whose current record the iterator did not reach: visit them by
-	// position, after the ones already seen.
-	var rest []fsformat.Oid
-	for oid, pos := range c.Index {
-		if pos > last {
-			rest = append(rest, oid)
-		}
+	if err := stream(); err != nil {
+		return err
 	}
-	sort.Slice(rest, func(i, j int) bool { return c.Index[rest[i]] < c.Index[rest[j]] })
-	for _, oid := range rest {
-		pos := c.Index[oid]
+	// Current records the iterator did not reach (possible in damaged
+	// files): visit them by position.
+	for _, pos := range c.positions[next:] {
 		h, err := f.ReadDataHeaderAt(pos)
-		cr = CurrentRecord{Oid: oid, Tid: h.Tid, Pos: pos}
+		cr = CurrentRecord{Oid: h.Oid, Tid: h.Tid, Pos: pos}
 		if err != nil {
 			cr.Err = err
 		} else {

@@ -87,7 +87,7 @@ func CheckRefs(c *Current, failed func(LoadFailure), broken func(*BrokenObject) 
 			target := fsformat.Oid(ref.Oid)
 			var reasons [3]string
 			n := 0
-			if _, ok := c.Index[target]; !ok {
+			if !c.Has(target) {
 				reasons[n] = ReasonMissing
 				n++
 			}

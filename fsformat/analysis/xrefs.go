@@ -58,8 +58,7 @@ func NewXrefDatabase(name string, c *Current) (*XrefDatabase, error) {
 
 // Alive tells whether oid exists in the database with loadable data.
 func (db *XrefDatabase) Alive(oid fsformat.Oid) bool {
-	_, ok := db.Index[oid]
-	return ok && !db.dead[oid]
+	return db.Has(oid) && !db.dead[oid]
 }
 
 // CrossRefs lists the cross-database references (['m', …], ['n', …] and
