@@ -70,5 +70,5 @@ func fstailCrash(t *testing.T, e goldenEntry, r goldenResult) {
 	assertOneLineError(t, e, r, ExitFailure)
 }
 
-func goldenItoa(i int) string            { return strconv.Itoa(i) }
+func goldenItoa(i int) string     { return strconv.Itoa(i) }
 func goldenQuote(s string) string { return strconv.Quote(s) }

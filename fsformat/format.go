@@ -202,7 +202,8 @@ func (h *DataHeader) RecordLen() int64 {
 type File struct {
 	Name  string // the name it was opened with; used in messages
 	Magic [4]byte
-	f     *os.File
+	f     io.ReaderAt
+	osf   *os.File // nil when made by NewFile
 	size  int64
 	r     reader // sequential window for iteration
 	back  []byte // scratch for LoadBack
@@ -224,35 +225,48 @@ func Open(path string) (*File, error) {
 		osf.Close()
 		return nil, &FormatError{File: path, Offset: 0, Msg: "is a directory"}
 	}
-	f := &File{Name: path, f: osf, size: st.Size()}
-	f.r.init(osf, f.size)
-	if f.size == 0 {
+	f, err := NewFile(osf, st.Size(), path)
+	if err != nil {
 		osf.Close()
-		return nil, formatErr(path, 0, "empty file (no FileStorage header)")
+		return nil, err
 	}
-	if f.size < FileHeaderLen {
-		osf.Close()
-		return nil, formatErr(path, 0, "file header truncated: %d bytes", f.size)
+	f.osf = osf
+	return f, nil
+}
+
+// NewFile reads a FileStorage from any io.ReaderAt of the given size (an
+// *os.File, a bytes.Reader in tests); name is used in messages.
+func NewFile(r io.ReaderAt, size int64, name string) (*File, error) {
+	f := &File{Name: name, f: r, size: size}
+	f.r.init(r, size)
+	if size == 0 {
+		return nil, formatErr(name, 0, "empty file (no FileStorage header)")
 	}
-	if _, err := osf.ReadAt(f.Magic[:], 0); err != nil {
-		osf.Close()
-		return nil, fmt.Errorf("%s: reading header: %w", path, err)
+	if size < FileHeaderLen {
+		return nil, formatErr(name, 0, "file header truncated: %d bytes", size)
+	}
+	if _, err := r.ReadAt(f.Magic[:], 0); err != nil {
+		return nil, fmt.Errorf("%s: reading header: %w", name, err)
 	}
 	if f.Magic != MagicFS30 && f.Magic != MagicFS21 {
-		osf.Close()
-		return nil, formatErr(path, 0, "invalid file header %q: not a FileStorage (expected FS30 or FS21)", f.Magic[:])
+		return nil, formatErr(name, 0, "invalid file header %q: not a FileStorage (expected FS30 or FS21)", f.Magic[:])
 	}
 	return f, nil
 }
 
-// Close closes the file.
-func (f *File) Close() error { return f.f.Close() }
+// Close closes the file (if Open opened it).
+func (f *File) Close() error {
+	if f.osf == nil {
+		return nil
+	}
+	return f.osf.Close()
+}
 
 // Size is the file size measured at Open.
 func (f *File) Size() int64 { return f.size }
 
-// OSFile gives access to the underlying file (for ReadAt by other packages).
-func (f *File) OSFile() *os.File { return f.f }
+// ReaderAt gives access to the underlying bytes (for other packages' reads).
+func (f *File) ReaderAt() io.ReaderAt { return f.f }
 
 // ReadTxnHeaderAt reads the transaction header at pos.
 func (f *File) ReadTxnHeaderAt(pos int64) (TxnHeader, error) {
@@ -280,7 +294,7 @@ func (f *File) ReadDataHeaderAt(pos int64) (DataHeader, error) {
 
 // reader is a read window over the file for mostly-sequential access.
 type reader struct {
-	f    *os.File
+	f    io.ReaderAt
 	size int64
 	buf  []byte
 	off  int64 // file offset of buf[0]
@@ -291,7 +305,7 @@ type reader struct {
 
 const windowSize = 1 << 20
 
-func (r *reader) init(f *os.File, size int64) {
+func (r *reader) init(f io.ReaderAt, size int64) {
 	r.f, r.size = f, size
 }
 
@@ -308,7 +322,10 @@ func (r *reader) at(pos int64, n int) ([]byte, error) {
 	if rem := r.size - pos; int64(n) > rem {
 		n = int(rem)
 	}
-	if n > windowSize {
+	if r.buf == nil {
+		r.buf = make([]byte, min(windowSize, max(r.size, 64)))
+	}
+	if n > len(r.buf) {
 		if cap(r.big) < n {
 			r.big = make([]byte, n)
 		}
@@ -318,9 +335,6 @@ func (r *reader) at(pos int64, n int) ([]byte, error) {
 			return nil, err
 		}
 		return b[:m], nil
-	}
-	if r.buf == nil {
-		r.buf = make([]byte, windowSize)
 	}
 	m, err := r.f.ReadAt(r.buf, pos)
 	if err != nil && err != io.EOF {

@@ -239,7 +239,7 @@ func (f *File) TransactionsBackward(end int64) iter.Seq2[*Txn, error] {
 				return
 			}
 			tpos := pos - TrailerLen - int64(tl)
-			if int64(tl) < TxnHeaderLen || tpos < FileHeaderLen {
+			if tl > uint64(pos) || int64(tl) < TxnHeaderLen || tpos < FileHeaderLen {
 				yield(nil, formatErr(f.Name, pos-TrailerLen, "redundant transaction length %d points before the start of the file", tl))
 				return
 			}

@@ -2,6 +2,7 @@ package fsformat
 
 import (
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -26,15 +27,19 @@ type ScanResult struct {
 // *FormatError carrying FileStorage's message. The scan never modifies the
 // file: where a writable open would truncate, the result says so.
 func ScanIndex(f *os.File, name string, idx Index, warn func(string)) (ScanResult, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return ScanResult{Truncate: -1}, err
+	}
+	return ScanIndexReader(f, st.Size(), name, idx, warn)
+}
+
+// ScanIndexReader is ScanIndex on any io.ReaderAt of the given size.
+func ScanIndexReader(f io.ReaderAt, size int64, name string, idx Index, warn func(string)) (ScanResult, error) {
 	if warn == nil {
 		warn = func(string) {}
 	}
 	res := ScanResult{Truncate: -1}
-	st, err := f.Stat()
-	if err != nil {
-		return res, err
-	}
-	size := st.Size()
 	var r reader
 	r.init(f, size)
 	if size == 0 {

@@ -262,5 +262,8 @@ func (t Tid) LaterThan(old Tid) Tid {
 		}
 	}
 	a := uint64(((((y-1900)*12+(mo-1))*31+(d-1))*24+h)*60 + mi)
+	if a > math.MaxUint32 { // past year 9917: nothing later is representable
+		return Tid(math.MaxUint64)
+	}
 	return Tid(a << 32)
 }

@@ -3,6 +3,7 @@ package fsformat
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"strconv"
@@ -44,7 +45,11 @@ func Verify(path string, opt VerifyOptions) error {
 	if st.IsDir() {
 		return fmt.Errorf("%s: is a directory", path)
 	}
-	size := st.Size()
+	return VerifyReader(f, st.Size(), path, opt)
+}
+
+// VerifyReader is Verify on any io.ReaderAt of the given size.
+func VerifyReader(f io.ReaderAt, size int64, path string, opt VerifyOptions) error {
 	if size == 0 {
 		return &VerifyError{0, "empty file"}
 	}
