@@ -33,7 +33,8 @@ zodbctl lists its "not defined" line first, as Python 2 did.
 --json writes JSON Lines instead, one object per message in report order:
 oid (16 hex digits), class (of its last revision, or "<unknown>"),
 revisions, tid (16 hex digits; null for "not defined"), txn_offset, user,
-description, message.`,
+description (plus user_base64 / description_base64 with the exact bytes when
+they are not valid UTF-8), message.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "f", Usage: "read oids from `OIDFILE`, one per line"},
 			&cli.BoolFlag{Name: "json", Usage: "write JSON Lines (fields in the description)"},

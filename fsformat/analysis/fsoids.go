@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/zodbctl/zodbctl/fsformat"
 	"github.com/zodbctl/zodbctl/fsformat/pyrepr"
@@ -338,7 +340,8 @@ func (t *Trace) Report(w io.Writer) error {
 // WriteJSON writes one JSON object per message, in report order: oid (16
 // hex digits), class (of the oid's last revision, or "<unknown>"),
 // revisions, tid (16 hex digits, null for "not defined"), txn_offset, user,
-// description (raw bytes as text) and message.
+// description (text; when not valid UTF-8 also user_base64 /
+// description_base64 with the exact bytes) and message.
 func (t *Trace) WriteJSON(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
@@ -351,6 +354,12 @@ func (t *Trace) WriteJSON(w io.Writer) error {
 			info := t.txns[m.Tid]
 			rec["tid"], rec["txn_offset"] = m.Tid.String(), info.Pos
 			rec["user"], rec["description"] = string(info.User), string(info.Description)
+			if !utf8.Valid(info.User) {
+				rec["user_base64"] = base64.StdEncoding.EncodeToString(info.User)
+			}
+			if !utf8.Valid(info.Description) {
+				rec["description_base64"] = base64.StdEncoding.EncodeToString(info.Description)
+			}
 		}
 		if err := enc.Encode(rec); err != nil {
 			return err
