@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -24,7 +27,7 @@ func init() {
 	register(&cli.Command{
 		Name:      "zeoctl",
 		Usage:     "start, stop and inspect the ZEO server of an instance (bin/zeoctl)",
-		ArgsUsage: "start|stop|restart|status|foreground",
+		ArgsUsage: "start|stop|restart|status|foreground|kill [SIG]|logreopen",
 		Description: `zeoctl -C etc/zeo.conf COMMAND controls "zodbctl serve -C etc/zeo.conf".
 Replaces zdaemon's zdctl without a supervisor process: start runs the server in
 its own session, writes its pid to pid-filename (else $INSTANCE/var/ZEO.pid),
@@ -40,6 +43,8 @@ is not restarted if it dies; use a systemd unit (mkzeoinstance --systemd) for th
   status      "program running; pid=N" and the address (exit 0), or
               "daemon manager not running" (exit 3)
   foreground  run the server attached to this terminal (also: fg)
+  kill [SIG]  send a signal (default TERM): "signal SIGTERM sent to process N"
+  logreopen   send SIGUSR2 (the server reopens its log files)
 
 Messages are zdctl's where zdctl has one, so scripts that read them keep working.`,
 		Flags: []cli.Flag{
@@ -53,14 +58,29 @@ Messages are zdctl's where zdctl has one, so scripts that read them keep working
 
 func zeoctlAction(c *cli.Context) error {
 	out := c.App.Writer
-	if c.NArg() != 1 {
-		return usageError("zeoctl: want one command: start, stop, restart, status or foreground")
+	if c.NArg() == 0 {
+		return usageError("zeoctl: want a command: start, stop, restart, status, foreground, kill, logreopen")
 	}
 	action := c.Args().First()
+	sig := syscall.SIGTERM
 	switch action {
-	case "start", "stop", "restart", "status", "foreground", "fg":
+	case "start", "stop", "restart", "status", "foreground", "fg", "logreopen":
+		if c.NArg() > 1 {
+			return usageError("zeoctl: %s takes no argument", action)
+		}
+	case "kill":
+		if c.NArg() > 2 {
+			return usageError("zeoctl: kill takes one signal")
+		}
+		if c.NArg() == 2 {
+			s, ok := signalByName(c.Args().Get(1))
+			if !ok {
+				return usageError("zeoctl: kill: unknown signal %q", c.Args().Get(1))
+			}
+			sig = s
+		}
 	default:
-		return usageError("zeoctl: unknown command %q (start, stop, restart, status, foreground)", action)
+		return usageError("zeoctl: unknown command %q (start, stop, restart, status, foreground, kill, logreopen)", action)
 	}
 	conf := c.String("configure")
 	if conf == "" {
@@ -93,6 +113,9 @@ func zeoctlAction(c *cli.Context) error {
 		st := ctl.Status()
 		if !st.Running {
 			fmt.Fprintln(out, "daemon manager not running")
+			if st.Listening {
+				fmt.Fprintf(out, "but something accepts connections on %s\n", st.Address.DialAddr())
+			}
 			return exitWith(ExitNotFound, "")
 		}
 		fmt.Fprintf(out, "program running; pid=%d\n", st.Pid)
@@ -126,6 +149,19 @@ func zeoctlAction(c *cli.Context) error {
 		}
 		fmt.Fprintf(out, "daemon process restarted, pid=%d\n", st.Pid)
 		reportListening(c, st)
+	case "kill", "logreopen":
+		if action == "logreopen" {
+			sig = syscall.SIGUSR2
+		}
+		pid, err := ctl.Signal(sig)
+		if mkinstance.IsNotRunning(err) {
+			fmt.Fprintln(out, "daemon process not running")
+			return exitWith(ExitFailure, "")
+		}
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(out, "signal %s sent to process %d\n", signalName(sig), pid)
 	case "foreground", "fg":
 		code, err := ctl.Foreground(out, c.App.ErrWriter)
 		if errors.Is(err, mkinstance.ErrAlreadyRunning) {
@@ -137,6 +173,28 @@ func zeoctlAction(c *cli.Context) error {
 		return exitWith(code, "")
 	}
 	return nil
+}
+
+var signalNames = map[string]syscall.Signal{"TERM": syscall.SIGTERM, "KILL": syscall.SIGKILL,
+	"INT": syscall.SIGINT, "HUP": syscall.SIGHUP, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2,
+	"QUIT": syscall.SIGQUIT}
+
+// signalByName accepts TERM, SIGTERM or a number, as zdctl's kill does.
+func signalByName(s string) (syscall.Signal, bool) {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), true
+	}
+	sig, ok := signalNames[strings.TrimPrefix(strings.ToUpper(s), "SIG")]
+	return sig, ok
+}
+
+func signalName(sig syscall.Signal) string {
+	for name, s := range signalNames {
+		if s == sig {
+			return "SIG" + name
+		}
+	}
+	return strconv.Itoa(int(sig))
 }
 
 func reportListening(c *cli.Context, st mkinstance.Status) {

@@ -28,20 +28,32 @@ func TestZeoctlHelperServer(t *testing.T) {
 		t.Skip("helper process for the zeoctl tests")
 	}
 	var conf string
-	for i, a := range os.Args {
-		if a == "-C" && i+1 < len(os.Args) {
-			conf = os.Args[i+1]
+	var opts mkinstance.Options
+	for i, a := range os.Args[:len(os.Args)-1] {
+		switch v := os.Args[i+1]; a {
+		case "-C":
+			conf = v
+		case "-X":
+			name, value, _ := strings.Cut(v, "=")
+			opts.Overrides = append(opts.Overrides, mkinstance.Override{Path: name, Value: value})
 		}
 	}
 	if mode == "fail" {
 		fmt.Fprintln(os.Stderr, "stub: failing on purpose")
 		os.Exit(2)
 	}
-	cfg, err := mkinstance.LoadServerConfig(conf, mkinstance.Options{})
+	cfg, err := mkinstance.LoadServerConfig(conf, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	go func() {
+		for range usr2 {
+			fmt.Println("stub: SIGUSR2")
+		}
+	}()
 	if mode == "ignore-term" {
 		signal.Ignore(syscall.SIGTERM)
 	} else {
@@ -127,6 +139,17 @@ func TestZeoctlStartStatusStop(t *testing.T) {
 	}
 	check("status running", []string{"status"}, 0, fmt.Sprintf("program running; pid=%d\nlistening on %s\n", pid, addr))
 	check("start again", []string{"start"}, 0, fmt.Sprintf("daemon process already running; pid=%d\n", pid))
+	check("logreopen", []string{"logreopen"}, 0, fmt.Sprintf("signal SIGUSR2 sent to process %d\n", pid))
+	logFile := filepath.Join(home, "log", "zeo.log")
+	for i := 0; i < 100; i++ {
+		if log, _ := os.ReadFile(logFile); strings.Contains(string(log), "stub: SIGUSR2") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if log, _ := os.ReadFile(logFile); !strings.Contains(string(log), "stub: SIGUSR2") {
+		t.Errorf("SIGUSR2 not delivered: %q", log)
+	}
 	check("stop", []string{"stop"}, 0, "daemon process stopped\n")
 	if _, err := os.Stat(pidFile); err == nil {
 		t.Errorf("pid file left behind")
@@ -137,6 +160,7 @@ func TestZeoctlStartStatusStop(t *testing.T) {
 	}
 	check("status after", []string{"status"}, 3, "daemon manager not running\n")
 	check("stop again", []string{"stop"}, 0, "daemon manager not running\n")
+	check("kill when stopped", []string{"kill", "HUP"}, 1, "daemon process not running\n")
 	if log, _ := os.ReadFile(filepath.Join(home, "log", "zeo.log")); !strings.Contains(string(log), "stub: terminated by SIGTERM") {
 		t.Errorf("server output not in the log file: %q", log)
 	}
@@ -172,8 +196,49 @@ func TestZeoctlStartStatusStop(t *testing.T) {
 	}
 }
 
+// A Unix-socket address (set with a -X override that zeoctl passes on).
+func TestZeoctlUnixSocket(t *testing.T) {
+	old := zeoctlServeCommand
+	defer func() { zeoctlServeCommand = old }()
+	pkgDir, _ := os.Getwd()
+	zeoctlServeCommand = func(conf string, passOn []string) ([]string, error) {
+		return append([]string{"/bin/sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", pkgDir,
+			os.Args[0], "-test.run=^TestZeoctlHelperServer$", "--", "serve", "-C", conf}, passOn...), nil
+	}
+	t.Setenv(zeoctlStubEnv, "1")
+	home, err := os.MkdirTemp("", "zc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(home)
+	if _, stderr, code := mkzRun(home, "1"); code != 0 {
+		t.Fatal(stderr)
+	}
+	sock := filepath.Join(home, "var", "zeo.sock")
+	args := []string{"-C", filepath.Join(home, "etc", "zeo.conf"), "-X", "zeo/address=" + sock}
+	out, errOut, code := zeoctlRun(append(args, "start")...)
+	if code != 0 || !strings.HasSuffix(out, "listening on "+sock+"\n") {
+		t.Fatalf("start: %d %q %q", code, out, errOut)
+	}
+	out, _, code = zeoctlRun(append(args, "kill", "SIGTERM")...)
+	if code != 0 || !strings.HasPrefix(out, "signal SIGTERM sent to process ") {
+		t.Errorf("kill: %d %q", code, out)
+	}
+	for i := 0; i < 100; i++ {
+		if _, _, code = zeoctlRun(append(args, "status")...); code == 3 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code != 3 {
+		t.Errorf("still running after kill")
+		zeoctlRun(append(args, "stop")...)
+	}
+}
+
 func TestZeoctlUsage(t *testing.T) {
-	cases := [][]string{{"start"}, {"-C", "x.conf"}, {"-C", "x.conf", "bounce"}}
+	cases := [][]string{{"start"}, {"-C", "x.conf"}, {"-C", "x.conf", "bounce"}, {"-C", "x.conf", "kill", "NOPE"},
+		{"-C", "x.conf", "status", "extra"}}
 	for _, args := range cases {
 		if _, errOut, code := zeoctlRun(args...); code != 2 || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("%v: %d %q", args, code, errOut)

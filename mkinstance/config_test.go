@@ -311,6 +311,9 @@ func TestServerConfigReject(t *testing.T) {
 		{"unexpected end", "</zeo>\n" + zeo + fs, 1, "unexpected section end", ""},
 		{"missing directive argument", "%define\n" + zeo + fs, 1, "missing argument to %define directive", ""},
 		{"bad define name", "%define 9x 1\n" + zeo + fs, 1, "not a substitution legal name: '9x'", ""},
+		{"rotation on STDERR", zeo + fs + "<eventlog>\n<logfile>\npath STDERR\nmax-size 1MB\nold-files 2\n</logfile>\n</eventlog>\n", 12, "encoding, delay and rotation cannot be used with STDERR", ""},
+		{"rotation without old-files", zeo + fs + "<eventlog>\n<logfile>\npath zeo.log\nwhen midnight\n</logfile>\n</eventlog>\n", 11, "rotation ('max-size' or 'when') needs 'old-files' > 0", ""},
+		{"bad log level", zeo + fs + "<eventlog>\nlevel loud\n</eventlog>\n", 8, "logging level must be a name or an integer between 0 and 50: 'loud'", "level"},
 		{"ssl without authenticate", "<zeo>\naddress 8800\n<ssl>\ncertificate x.pem\n</ssl>\n</zeo>\n" + fs, 5, "no values for 'authenticate'; 1 required", ""},
 	}
 	for _, tc := range cases {

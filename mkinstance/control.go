@@ -292,6 +292,24 @@ func (c *Controller) waitGone(pid int, timeout time.Duration) bool {
 	return true
 }
 
+// Signal sends sig to the running server and returns its pid.
+func (c *Controller) Signal(sig syscall.Signal) (int, error) {
+	st := c.Status()
+	if !st.Running {
+		return 0, errNotRunning
+	}
+	if err := syscall.Kill(st.Pid, sig); err != nil {
+		return st.Pid, fmt.Errorf("kill(%d, %d): %w", st.Pid, int(sig), err)
+	}
+	return st.Pid, nil
+}
+
+// errNotRunning: there is no server to signal.
+var errNotRunning = errors.New("daemon process not running")
+
+// IsNotRunning reports whether err says the server is not running.
+func IsNotRunning(err error) bool { return errors.Is(err, errNotRunning) }
+
 // Foreground runs the server attached to the given output, forwarding
 // SIGINT, SIGTERM, SIGHUP and SIGUSR2 to it, and returns its exit status.
 func (c *Controller) Foreground(stdout, stderr io.Writer) (int, error) {

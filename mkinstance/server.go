@@ -602,6 +602,7 @@ func (d *decoder) logConfig(n *node) *LogConfig {
 			h.Interval = d.integer(c, "interval", 0)
 			h.Encoding = d.str(c, "encoding", "")
 			h.Delay = d.boolean(c, "delay", false)
+			d.checkLogfile(c, h)
 		}
 		for k, kvs := range c.values {
 			h.Settings[k] = kvs[0].Value
@@ -609,6 +610,24 @@ func (d *decoder) logConfig(n *node) *LogConfig {
 		l.Handlers = append(l.Handlers, h)
 	}
 	return l
+}
+
+// checkLogfile applies the ZConfig logger's rules on combinations.
+func (d *decoder) checkLogfile(n *node, h LogHandler) {
+	fail := func(msg string) {
+		if d.err == nil {
+			d.err = &ConfigError{File: n.sec.File, Line: n.sec.EndLine, Msg: msg}
+		}
+	}
+	rotating := h.MaxSize > 0 || h.When != ""
+	switch {
+	case (h.Path == "STDOUT" || h.Path == "STDERR") && (h.Encoding != "" || h.Delay || rotating || h.OldFiles > 0):
+		fail("encoding, delay and rotation cannot be used with " + h.Path)
+	case h.MaxSize > 0 && h.When != "":
+		fail("only one of 'max-size' and 'when' may be given")
+	case rotating && h.OldFiles <= 0:
+		fail("rotation ('max-size' or 'when') needs 'old-files' > 0")
+	}
 }
 
 // unescapeFormat understands the escapes ZConfig's logger allows in format.
