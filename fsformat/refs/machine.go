@@ -218,7 +218,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			if !ok {
 				return at, refs, s.fail(at, "string runs past the end of the data")
 			}
-			s.push(value{kind: vString, off: int32(next), n: int32(n)})
+			s.push(value{kind: vString, idx: int32(next), n: int32(n)})
 			pos = next + n
 		case opBinString, opBinBytes, opBinUnicode:
 			// BINSTRING's length is signed in Python; a negative one is an
@@ -227,14 +227,14 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			if !ok {
 				return at, refs, s.fail(at, "string runs past the end of the data")
 			}
-			s.push(value{kind: vString, off: int32(next), n: int32(n)})
+			s.push(value{kind: vString, idx: int32(next), n: int32(n)})
 			pos = next + n
 		case opBinUnicode8, opBinBytes8, opByteArray8:
 			n, next, ok := s.length(pos, false, 8)
 			if !ok {
 				return at, refs, s.fail(at, "string runs past the end of the data")
 			}
-			s.push(value{kind: vString, off: int32(next), n: int32(n)})
+			s.push(value{kind: vString, idx: int32(next), n: int32(n)})
 			pos = next + n
 		case opString:
 			start, end, ok := s.line(pos)
@@ -391,7 +391,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 				return at, refs, s.fail(at, "missing end of line")
 			}
 			pos = n1 + 1
-			g := value{kind: vGlobal, off: int32(m0), n: int32(m1 - m0), off2: int32(n0), n2: int32(n1 - n0)}
+			g := s.newGlobal(value{kind: vString, idx: int32(m0), n: int32(m1 - m0)}, value{kind: vString, idx: int32(n0), n: int32(n1 - n0)})
 			s.sawGlobal(g)
 			if op == opGlobal {
 				s.push(g)
@@ -410,10 +410,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			if mod.kind != vString || name.kind != vString {
 				return at, refs, s.fail(at, "module or name is not a string")
 			}
-			g := value{kind: vGlobal, flags: mod.flags & inArena1, off: mod.off, n: mod.n, off2: name.off, n2: name.n}
-			if name.flags&inArena1 != 0 {
-				g.flags |= inArena2
-			}
+			g := s.newGlobal(mod, name)
 			s.sawGlobal(g)
 			s.stack = append(s.stack[:len(s.stack)-2], g)
 		case opObj:
@@ -461,7 +458,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 				if !ok {
 					return at, refs, s.fail(at, "missing end of line")
 				}
-				pid = value{kind: vString, off: int32(start), n: int32(end - start)}
+				pid = value{kind: vString, idx: int32(start), n: int32(end - start)}
 				pos = end + 1
 			} else {
 				v, ok := s.pop()
@@ -611,7 +608,7 @@ func (s *Scanner) decodeQuoted(start, end int) (value, string) {
 			s.arena = append(s.arena, '\\', c)
 		}
 	}
-	return value{kind: vString, flags: inArena1, off: int32(off), n: int32(len(s.arena) - off)}, ""
+	return value{kind: vString, flags: inArena, idx: int32(off), n: int32(len(s.arena) - off)}, ""
 }
 
 // decodeRawUnicodeEscape decodes a protocol-0 UNICODE argument into UTF-8 in
@@ -647,7 +644,7 @@ func (s *Scanner) decodeRawUnicodeEscape(start, end int) (value, string) {
 		}
 		s.arena = appendRune(s.arena, rune(c))
 	}
-	return value{kind: vString, flags: inArena1, off: int32(off), n: int32(len(s.arena) - off)}, ""
+	return value{kind: vString, flags: inArena, idx: int32(off), n: int32(len(s.arena) - off)}, ""
 }
 
 func appendRune(b []byte, r rune) []byte {

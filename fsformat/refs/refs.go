@@ -129,20 +129,21 @@ const (
 	vDict         // dicts and sets: contents never needed
 )
 
-// flags for spans kept in the arena rather than in the record.
-const (
-	inArena1 = 1 << iota // first span (string; module of a global)
-	inArena2             // second span (name of a global)
-)
+// inArena marks a string kept in the arena rather than in the record.
+const inArena = 1
 
+// value is one item of the machine's stack or memo, 12 bytes: strings are
+// spans of the record or the arena; tuples, lists and globals are indexes
+// into side tables.
 type value struct {
-	kind   vkind
-	flags  uint8
-	idx    int32 // tuple or list index
-	off, n int32 // string span; module of a global
-	off2   int32 // name of a global
-	n2     int32
+	kind  vkind
+	flags uint8
+	idx   int32 // string: offset; tuple, list, global: index
+	n     int32 // string: length
 }
+
+// globalObj is a GLOBAL's module and name, two string values.
+type globalObj struct{ module, name value }
 
 // Only the first elements of tuples and lists matter for persistent ids,
 // (db, oid, klass) being the longest; the rest is counted, not kept.
@@ -177,6 +178,7 @@ type Scanner struct {
 	memoLen int // number of memo entries (for MEMOIZE)
 	tuples  []tupleObj
 	lists   []listObj
+	globals []globalObj
 	arena   []byte
 
 	// per-pickle results
@@ -199,6 +201,7 @@ func (s *Scanner) reset(data []byte) {
 	s.memoLen = 0
 	s.tuples = s.tuples[:0]
 	s.lists = s.lists[:0]
+	s.globals = s.globals[:0]
 	s.arena = s.arena[:0]
 	s.pickle = 0
 	s.result = value{}
@@ -221,20 +224,23 @@ func (s *Scanner) Scan(data []byte, refs []Ref) ([]Ref, error) {
 	return refs, err
 }
 
-// bytesOf returns the bytes of a string value.
+// bytesOf returns the bytes of a string value, or the module of a global.
 func (s *Scanner) bytesOf(v value) []byte {
-	if v.flags&inArena1 != 0 {
-		return s.arena[v.off : v.off+v.n : v.off+v.n]
+	if v.kind == vGlobal {
+		v = s.globals[v.idx].module
 	}
-	return s.data[v.off : v.off+v.n : v.off+v.n]
+	if v.flags&inArena != 0 {
+		return s.arena[v.idx : v.idx+v.n : v.idx+v.n]
+	}
+	return s.data[v.idx : v.idx+v.n : v.idx+v.n]
 }
 
 // nameOf returns the name of a global value.
-func (s *Scanner) nameOf(v value) []byte {
-	if v.flags&inArena2 != 0 {
-		return s.arena[v.off2 : v.off2+v.n2 : v.off2+v.n2]
-	}
-	return s.data[v.off2 : v.off2+v.n2 : v.off2+v.n2]
+func (s *Scanner) nameOf(v value) []byte { return s.bytesOf(s.globals[v.idx].name) }
+
+func (s *Scanner) newGlobal(module, name value) value {
+	s.globals = append(s.globals, globalObj{module, name})
+	return value{kind: vGlobal, idx: int32(len(s.globals) - 1)}
 }
 
 func (s *Scanner) fail(pos int, msg string) error {
