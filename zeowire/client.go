@@ -2,6 +2,7 @@ package zeowire
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +21,8 @@ type ClientOptions struct {
 	Heartbeat time.Duration
 	// MaxFrameSize caps incoming frames (default DefaultMaxFrameSize).
 	MaxFrameSize uint32
+	// TLS, if set, makes Dial speak TLS (see ClientTLSConfig).
+	TLS *tls.Config
 }
 
 // ClientConn is a client connection to a ZEO 5 server: calls are matched
@@ -46,6 +49,19 @@ func Dial(ctx context.Context, addr string, opts ClientOptions) (*ClientConn, er
 	nc, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
+	}
+	if opts.TLS != nil {
+		cfg := opts.TLS
+		if cfg.ServerName == "" && network == "tcp" {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("%s: TLS handshake: %w", addr, err)
+		}
+		nc = tc
 	}
 	c, err := NewClientConn(ctx, nc, opts)
 	if err != nil {

@@ -259,7 +259,7 @@ func (c *serverConn) setClientLabel(_ context.Context, _ *Message, a []any) (any
 	return nil, nil
 }
 
-func (c *serverConn) getInvalidations(_ context.Context, _ *Message, a []any) (any, error) {
+func (c *serverConn) getInvalidations(ctx context.Context, _ *Message, a []any) (any, error) {
 	tid, err := argTid("getInvalidations", a[0])
 	if err != nil {
 		return nil, err
@@ -268,6 +268,11 @@ func (c *serverConn) getInvalidations(_ context.Context, _ *Message, a []any) (a
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(st.invq) == 0 || st.invq[len(st.invq)-1].Tid > tid {
+		if age := c.s.InvalidationAge; age > 0 && c.s.now().Sub(tid.Time()) < age {
+			if it, ok := st.storage.(Iterable); ok {
+				return invalidationsSince(ctx, it, tid)
+			}
+		}
 		c.log.Info("getInvalidations: cannot answer from the queue", "tid", tid)
 		return nil, nil
 	}
@@ -285,6 +290,39 @@ func (c *serverConn) getInvalidations(_ context.Context, _ *Message, a []any) (a
 		}
 	}
 	return Tuple{st.invq[0].Tid.Bytes(), oids}, nil
+}
+
+// invalidationsSince scans the transactions after tid (the
+// invalidation-age fallback); None if there are none.
+func invalidationsSince(ctx context.Context, st Iterable, tid Tid) (any, error) {
+	it, err := st.Iterate(ctx, tid+1, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var last Tid
+	seen := map[Oid]bool{}
+	oids := List{}
+	for {
+		meta, recs, ok, err := it.Next()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		last = meta.Tid
+		for _, r := range recs {
+			if !seen[r.Oid] {
+				seen[r.Oid] = true
+				oids = append(oids, r.Oid.Bytes())
+			}
+		}
+	}
+	if last == 0 {
+		return nil, nil
+	}
+	return Tuple{last.Bytes(), oids}, nil
 }
 
 func (c *serverConn) newOids(_ context.Context, _ *Message, a []any) (any, error) {

@@ -44,6 +44,10 @@ type Server struct {
 	// InvalidationQueueSize is the number of recent commits kept per storage
 	// for getInvalidations (default 100).
 	InvalidationQueueSize int
+	// InvalidationAge, if positive, lets getInvalidations answer a client
+	// whose tid is older than the invalidation queue but younger than this
+	// age by scanning the storage's transactions (it must be Iterable).
+	InvalidationAge time.Duration
 	// TransactionTimeout, if positive, disconnects a client that holds a
 	// commit lock longer than this.
 	TransactionTimeout time.Duration
@@ -354,16 +358,18 @@ type commitLock struct {
 	since  time.Time
 	queue  []*lockWaiter
 	timer  *time.Timer
+	waited time.Duration // total time voters spent waiting
 }
 
 type lockWaiter struct {
-	c     *serverConn
-	ready chan struct{}
+	c      *serverConn
+	ready  chan struct{}
+	queued time.Time
 }
 
 // acquire queues c; the waiter's ready channel is closed once c holds it.
 func (l *commitLock) acquire(c *serverConn, now time.Time) *lockWaiter {
-	w := &lockWaiter{c: c, ready: make(chan struct{})}
+	w := &lockWaiter{c: c, ready: make(chan struct{}), queued: now}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.holder == nil {
@@ -377,6 +383,7 @@ func (l *commitLock) acquire(c *serverConn, now time.Time) *lockWaiter {
 func (l *commitLock) grant(w *lockWaiter, now time.Time) {
 	l.holder = w.c
 	l.since = now
+	l.waited += now.Sub(w.queued)
 	if d := w.c.s.TransactionTimeout; d > 0 {
 		c := w.c
 		l.timer = time.AfterFunc(d, func() {
@@ -411,4 +418,45 @@ func (l *commitLock) status() (holderSince time.Time, held bool, waiting int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.since, l.holder != nil, len(l.queue)
+}
+
+// StorageStats are a served storage's counters, for monitoring (the
+// server_status numbers, typed).
+type StorageStats struct {
+	Name        string
+	Connections int
+	Loads       int64 // loadBefore calls
+	Stores      int64 // storea, restorea and deleteObject calls
+	Commits     int64
+	Aborts      int64
+	ActiveTxns  int64
+	Conflicts   int64
+	Waiting     int           // voters queued for the commit lock
+	LockHeld    bool          // a transaction holds the commit lock
+	LockWait    time.Duration // total time voters waited for the lock
+	LastTid     Tid
+}
+
+// Stats returns the counters of every storage, in Order.
+func (s *Server) Stats() []StorageStats {
+	if s.init() != nil {
+		return nil
+	}
+	out := make([]StorageStats, 0, len(s.names))
+	for _, n := range s.names {
+		st := s.storages[n]
+		st.lock.mu.Lock()
+		held, waiting, waited := st.lock.holder != nil, len(st.lock.queue), st.lock.waited
+		st.lock.mu.Unlock()
+		st.mu.Lock()
+		out = append(out, StorageStats{
+			Name: n, Connections: len(st.conns), Loads: st.loads.Load(),
+			Stores: st.stats.stores, Commits: st.stats.commits, Aborts: st.stats.aborts,
+			ActiveTxns: st.stats.activeTxns, Conflicts: st.stats.conflicts,
+			Waiting: waiting, LockHeld: held, LockWait: waited,
+			LastTid: st.storage.LastTransaction(),
+		})
+		st.mu.Unlock()
+	}
+	return out
 }

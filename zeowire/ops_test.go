@@ -1,0 +1,225 @@
+package zeowire_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zodbctl/zodbctl/zeowire"
+	"github.com/zodbctl/zodbctl/zeowire/memstore"
+)
+
+// A client holding the commit lock past transaction-timeout is
+// disconnected, its transaction aborted and the lock given to the next voter.
+func TestTransactionTimeout(t *testing.T) {
+	ts := startServer(t, func(s *zeowire.Server) { s.TransactionTimeout = 200 * time.Millisecond })
+	a := dial(t, ts.addr, "1")
+	b := dial(t, ts.addr, "1")
+	cx := ctx(t)
+	a.Async("tpc_begin", 1, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
+	a.Async("storea", oidb(1), z64, []byte("a"), 1)
+	if _, err := a.Call(cx, "vote", 1); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := b.Call(cx, "server_status")
+	if v, _ := st.(zeowire.Dict).Get("timeout-thread-is-alive"); v != true {
+		t.Errorf("timeout-thread-is-alive = %s", zeowire.Repr(v))
+	}
+	if v, _ := st.(zeowire.Dict).Get("lock_time"); v != 1704067200.0 {
+		t.Errorf("lock_time = %s", zeowire.Repr(v))
+	}
+	select {
+	case <-a.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("lock holder not disconnected")
+	}
+	if _, err := commit(t, b, 2, [3][]byte{oidb(2), z64, []byte("b")}); err != nil {
+		t.Fatalf("commit after the timeout: %v", err)
+	}
+	if !strings.Contains(ts.logs.String(), "Transaction timeout after 0 seconds") {
+		// 200 ms prints as 0 seconds, as the reference's %d would.
+		t.Errorf("no timeout log line")
+	}
+}
+
+// Shutdown aborts voted transactions, closes every connection and makes
+// Serve return; clients see the connection close.
+func TestShutdown(t *testing.T) {
+	st := memstore.New("m")
+	srv := &zeowire.Server{Storages: map[string]zeowire.Storage{"1": st}, Now: frozen}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "zeo.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.ListenAndServe(ctx, sock, 5*time.Second) }()
+	var c *zeowire.ClientConn
+	var err error
+	for range 100 {
+		if c, err = zeowire.Dial(context.Background(), sock, zeowire.ClientOptions{}); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A connection that never finishes its handshake must not block it.
+	raw, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	cx := context.Background()
+	if _, err := c.Register(cx, "1", false); err != nil {
+		t.Fatal(err)
+	}
+	c.Async("tpc_begin", 1, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
+	c.Async("storea", oidb(1), z64, []byte("x"), 1)
+	if _, err := c.Call(cx, "vote", 1); err != nil {
+		t.Fatal(err)
+	}
+	stats := srv.Stats()
+	if len(stats) != 1 || !stats[0].LockHeld || stats[0].ActiveTxns != 1 || stats[0].Connections != 1 {
+		t.Errorf("stats %+v", stats)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ListenAndServe: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("shutdown hangs")
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("client not disconnected")
+	}
+	if st.LastTransaction() != 0 {
+		t.Errorf("voted transaction was committed by the shutdown")
+	}
+	if s := srv.Stats()[0]; s.LockHeld || s.ActiveTxns != 0 || s.Aborts != 1 {
+		t.Errorf("after shutdown: %+v", s)
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file left behind: %v", err)
+	}
+}
+
+func TestInvalidationAge(t *testing.T) {
+	now := frozen()
+	ts := startServer(t, func(s *zeowire.Server) {
+		s.InvalidationQueueSize = 1
+		s.InvalidationAge = time.Hour
+		s.Now = func() time.Time { return now }
+	})
+	c := dial(t, ts.addr, "1")
+	cx := ctx(t)
+	t1, _ := commit(t, c, 1, [3][]byte{oidb(1), z64, []byte("1")})
+	t2, _ := commit(t, c, 2, [3][]byte{oidb(2), z64, []byte("2")})
+	t3, _ := commit(t, c, 3, [3][]byte{oidb(3), z64, []byte("3")})
+	// The queue holds only t3; t1 is young enough for a scan.
+	r, err := c.Call(cx, "getInvalidations", t1.Bytes())
+	if want := (zeowire.Tuple{t3.Bytes(), zeowire.Tuple{oidb(2), oidb(3)}}); err != nil || !zeowire.Equal(r, want) {
+		t.Errorf("getInvalidations(t1) = %s %v, want %s", zeowire.Repr(r), err, zeowire.Repr(want))
+	}
+	r, err = c.Call(cx, "getInvalidations", t2.Bytes())
+	if want := (zeowire.Tuple{t3.Bytes(), zeowire.Tuple{oidb(3)}}); err != nil || !zeowire.Equal(r, want) {
+		t.Errorf("getInvalidations(t2) = %s %v", zeowire.Repr(r), err)
+	}
+	now = now.Add(2 * time.Hour)
+	if r, err := c.Call(cx, "getInvalidations", t1.Bytes()); err != nil || r != nil {
+		t.Errorf("too old: %s %v, want None", zeowire.Repr(r), err)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", caDER)
+	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+			ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, _ := x509.MarshalECPrivateKey(key)
+		writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", der)
+		writePEM(t, filepath.Join(dir, name+".key"), "EC PRIVATE KEY", kder)
+	}
+	leaf("server", 2, x509.ExtKeyUsageServerAuth)
+	leaf("client", 3, x509.ExtKeyUsageClientAuth)
+	scfg, err := zeowire.ServerTLSConfig(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, func(s *zeowire.Server) { s.TLSConfig = scfg })
+	ccfg, err := zeowire.ClientTLSConfig(filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key"), dir, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cx := ctx(t)
+	c, err := zeowire.Dial(cx, ts.addr, zeowire.ClientOptions{TLS: ccfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Register(cx, "1", true); err != nil {
+		t.Fatal(err)
+	}
+	// Without a client certificate the server refuses the handshake.
+	nocert, _ := zeowire.ClientTLSConfig("", "", filepath.Join(dir, "ca.pem"), "", true)
+	if c2, err := zeowire.Dial(cx, ts.addr, zeowire.ClientOptions{TLS: nocert}); err == nil {
+		// TLS 1.3 reports the refusal at the first read.
+		_, err = c2.Register(cx, "1", true)
+		c2.Close()
+		if err == nil {
+			t.Error("client without certificate accepted")
+		}
+	}
+	// A plain client gets nowhere, and the server carries on.
+	short, cancel := context.WithTimeout(cx, 300*time.Millisecond)
+	defer cancel()
+	if c3, err := zeowire.Dial(short, ts.addr, zeowire.ClientOptions{}); err == nil {
+		c3.Close()
+		t.Error("plain client completed a handshake with a TLS server")
+	}
+	if _, err := c.Call(cx, "ping"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
