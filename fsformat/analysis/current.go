@@ -14,7 +14,7 @@ import (
 // of those positions.
 type Current struct {
 	File  *fsformat.File
-	Index fsformat.MapIndex
+	Index *OidIndex
 
 	// positions are the index's positions in ascending order: the streaming
 	// passes walk them in step with the file instead of probing the map for
@@ -41,21 +41,21 @@ func OpenCurrent(name string, warn func(string)) (*Current, error) {
 		return nil, err
 	}
 	defer osf.Close()
-	idx := fsformat.MapIndex{}
+	idx := &OidIndex{}
 	if _, err := fsformat.ScanIndex(osf, name, idx, warn); err != nil {
 		f.Close()
 		return nil, err
 	}
-	c := &Current{File: f, Index: idx, positions: make([]int64, 0, len(idx))}
+	c := &Current{File: f, Index: idx, positions: make([]int64, 0, idx.Len())}
 	var maxOid fsformat.Oid
-	for oid, pos := range idx {
+	for oid, pos := range idx.All() {
 		c.positions = append(c.positions, pos)
 		maxOid = max(maxOid, oid)
 	}
 	slices.Sort(c.positions)
-	if len(idx) > 0 && uint64(maxOid) < 64*uint64(len(idx))+(1<<20) {
+	if idx.Len() > 0 && uint64(maxOid) < 64*uint64(idx.Len())+(1<<20) {
 		c.present = make([]uint64, maxOid/64+1)
-		for oid := range idx {
+		for oid := range idx.All() {
 			c.present[oid/64] |= 1 << (oid % 64)
 		}
 	}
@@ -68,7 +68,7 @@ func (c *Current) Has(oid fsformat.Oid) bool {
 		i := uint64(oid / 64)
 		return i < uint64(len(c.present)) && c.present[i]&(1<<(oid%64)) != 0
 	}
-	_, ok := c.Index[oid]
+	_, ok := c.Index.Get(oid)
 	return ok
 }
 

@@ -49,34 +49,24 @@ type LoadFailure struct {
 // order; failed for each object that cannot be loaded, before any broken
 // call.
 func CheckRefs(c *Current, failed func(LoadFailure), broken func(*BrokenObject) error) error {
+	// One streaming pass finds the unloadable objects and checks every
+	// reference; the reports (usually few) are kept. When no object turned
+	// out unloadable, the "missing" checks were complete and the kept
+	// reports are the answer; otherwise, as fsrefs.py does, a second pass
+	// checks again knowing them all.
 	undone := map[fsformat.Oid]bool{}
 	noload := map[fsformat.Oid]bool{}
-	err := c.EachCurrent(true, func(r *CurrentRecord) error {
-		switch {
-		case errors.Is(r.Err, fsformat.ErrNoData):
-			undone[r.Oid] = true
-		case r.Err != nil:
-			noload[r.Oid] = true
-			if failed != nil {
-				failed(LoadFailure{r.Oid, r.Err})
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
+	var kept []BrokenObject
+	overflow := false
+	const maxKept = 10000
 	var sc refs.Scanner
 	var found []refs.Ref
 	var obj BrokenObject
-	return c.EachCurrent(false, func(r *CurrentRecord) error {
-		if r.Err != nil || undone[r.Oid] || noload[r.Oid] {
-			return nil
-		}
+	check := func(r *CurrentRecord) (bool, error) {
 		var err error
 		found, err = sc.Scan(r.Data, found[:0])
 		if err != nil {
-			return fmt.Errorf("%s: oid %s: data record at %d: %w", c.File.Name, r.Oid.Repr(), r.Pos, err)
+			return false, fmt.Errorf("%s: oid %s: data record at %d: %w", c.File.Name, r.Oid.Repr(), r.Pos, err)
 		}
 		obj.Refs = obj.Refs[:0]
 		for i := range found {
@@ -111,11 +101,60 @@ func CheckRefs(c *Current, failed func(LoadFailure), broken func(*BrokenObject) 
 			}
 		}
 		if len(obj.Refs) == 0 {
-			return nil
+			return false, nil
 		}
 		m, n := sc.Class(r.Data)
 		obj.Oid, obj.Tid, obj.Pos = r.Oid, r.Tid, r.Pos
 		obj.Class = string(m) + "." + string(n)
+		return true, nil
+	}
+	err := c.EachCurrent(false, func(r *CurrentRecord) error {
+		switch {
+		case errors.Is(r.Err, fsformat.ErrNoData):
+			undone[r.Oid] = true
+			return nil
+		case r.Err != nil:
+			noload[r.Oid] = true
+			if failed != nil {
+				failed(LoadFailure{r.Oid, r.Err})
+			}
+			return nil
+		}
+		if overflow {
+			return nil
+		}
+		bad, err := check(r)
+		if err != nil || !bad {
+			return err
+		}
+		if len(kept) == maxKept {
+			overflow, kept = true, nil
+			return nil
+		}
+		o := obj
+		o.Refs = append([]BrokenRef(nil), obj.Refs...)
+		kept = append(kept, o)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(undone) == 0 && len(noload) == 0 && !overflow {
+		for i := range kept {
+			if err := broken(&kept[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return c.EachCurrent(false, func(r *CurrentRecord) error {
+		if r.Err != nil {
+			return nil
+		}
+		bad, err := check(r)
+		if err != nil || !bad {
+			return err
+		}
 		return broken(&obj)
 	})
 }

@@ -63,8 +63,8 @@ func Netspace(c *Current, opt NetspaceOptions, fn func(*NetspaceRow) error) (ski
 	if opt.Reachable {
 		reachable = g.reachableFromRoot()
 	}
-	keys := make([]fsformat.Oid, 0, len(c.Index))
-	for oid := range c.Index {
+	keys := make([]fsformat.Oid, 0, c.Index.Len())
+	for oid := range c.Index.All() {
 		keys = append(keys, oid)
 	}
 	slices.Sort(keys)
@@ -94,7 +94,7 @@ func Netspace(c *Current, opt NetspaceOptions, fn func(*NetspaceRow) error) (ski
 }
 
 func buildNetGraph(c *Current) (*netGraph, map[fsformat.Oid]bool, error) {
-	g := &netGraph{node: make(map[fsformat.Oid]uint32, len(c.Index))}
+	g := &netGraph{node: make(map[fsformat.Oid]uint32, c.Index.Len())}
 	dead := map[fsformat.Oid]bool{}
 	classIDs := map[string]uint32{}
 	var sc refs.Scanner
@@ -366,7 +366,7 @@ func findPaths(c *Current, g *netGraph, maxDist int) (map[fsformat.Oid]string, e
 
 // loadState decodes the state pickle of oid's current revision.
 func loadState(c *Current, oid fsformat.Oid) (any, error) {
-	pos, ok := c.Index[oid]
+	pos, ok := c.Index.Get(oid)
 	if !ok {
 		return nil, errors.New("not in the index")
 	}

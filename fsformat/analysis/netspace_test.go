@@ -1,6 +1,10 @@
 package analysis
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/zodbctl/zodbctl/fsformat"
+)
 
 // TestNetspaceTotals checks total_size's semantics on a small graph: a
 // node's own size plus everything reachable through at least one edge, the
@@ -20,6 +24,48 @@ func TestNetspaceTotals(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("total of node %d = %d, want %d", i, got[i], want[i])
+		}
+	}
+}
+
+func TestOidIndex(t *testing.T) {
+	var x OidIndex
+	want := map[uint64]int64{0: 4, 1: 52, 5: 100, 1 << 40: 7, 70000: 9, 3: 0}
+	for _, oid := range []uint64{0, 1, 5, 1 << 40, 70000, 3, 1} {
+		x.Set(fsformat.Oid(oid), want[oid])
+	}
+	if x.Len() != len(want) {
+		t.Errorf("Len = %d, want %d", x.Len(), len(want))
+	}
+	for oid, pos := range want {
+		if p, ok := x.Get(fsformat.Oid(oid)); !ok || p != pos {
+			t.Errorf("Get(%d) = %d, %v", oid, p, ok)
+		}
+	}
+	if _, ok := x.Get(2); ok {
+		t.Error("Get(2) found")
+	}
+	if len(x.dense) > 4*len(want)+denseSlack {
+		t.Errorf("dense slice of %d entries for %d oids", len(x.dense), len(want))
+	}
+	n := 0
+	for oid, pos := range x.All() {
+		n++
+		if want[uint64(oid)] != pos {
+			t.Errorf("All: %d → %d", oid, pos)
+		}
+	}
+	if n != len(want) {
+		t.Errorf("All yielded %d", n)
+	}
+}
+
+func TestOidIndexAbsentIsZero(t *testing.T) {
+	var x OidIndex
+	x.Set(5, 100)
+	for _, oid := range []fsformat.Oid{0, 4, 6, 1 << 50} {
+		if p, ok := x.Get(oid); p != 0 || ok {
+			t.Errorf("Get(%d) = %d, %v; want 0, false", oid, p, ok)
 		}
 	}
 }

@@ -1,0 +1,91 @@
+package analysis
+
+import (
+	"iter"
+
+	"github.com/zodbctl/zodbctl/fsformat"
+)
+
+// OidIndex maps oids to the position of their current record, like
+// fsformat.MapIndex, but keeps densely allocated oids (the usual case:
+// ZODB hands them out from 0 up) in a slice: 8 bytes per oid and no hashing,
+// instead of a map's ~40 bytes and a random probe. Oids far beyond the
+// slice go to a map, so a few huge oids cannot inflate it: the slice never
+// grows past 4 entries per stored oid plus 64 Ki.
+type OidIndex struct {
+	dense  []int64 // position+1 by oid; 0: absent
+	sparse map[fsformat.Oid]int64
+	n      int
+}
+
+const denseSlack = 1 << 16
+
+// Get implements fsformat.Index: the position, or 0 and false (callers such
+// as ScanIndex compare the 0 with prev pointers).
+func (x *OidIndex) Get(oid fsformat.Oid) (int64, bool) {
+	if uint64(oid) < uint64(len(x.dense)) {
+		if p := x.dense[oid]; p != 0 {
+			return p - 1, true
+		}
+		return 0, false
+	}
+	p, ok := x.sparse[oid]
+	return p, ok
+}
+
+// Set implements fsformat.Index.
+func (x *OidIndex) Set(oid fsformat.Oid, pos int64) {
+	if uint64(oid) >= uint64(len(x.dense)) && uint64(oid) < 4*uint64(x.n+1)+denseSlack {
+		x.grow(int(oid) + 1)
+	}
+	if uint64(oid) < uint64(len(x.dense)) {
+		if x.dense[oid] == 0 {
+			x.n++
+		}
+		x.dense[oid] = pos + 1
+		return
+	}
+	if x.sparse == nil {
+		x.sparse = make(map[fsformat.Oid]int64)
+	}
+	if _, ok := x.sparse[oid]; !ok {
+		x.n++
+	}
+	x.sparse[oid] = pos
+}
+
+func (x *OidIndex) grow(n int) {
+	if n <= cap(x.dense) {
+		x.dense = x.dense[:n]
+	} else {
+		d := make([]int64, n, max(n, 2*cap(x.dense)))
+		copy(d, x.dense)
+		x.dense = d
+	}
+	// Entries that were sparse and now fit the slice move into it.
+	for oid, pos := range x.sparse {
+		if uint64(oid) < uint64(n) {
+			x.dense[oid] = pos + 1
+			delete(x.sparse, oid)
+		}
+	}
+}
+
+// Len is the number of oids.
+func (x *OidIndex) Len() int { return x.n }
+
+// All yields every oid and position (dense ones in oid order first).
+func (x *OidIndex) All() iter.Seq2[fsformat.Oid, int64] {
+	return func(yield func(fsformat.Oid, int64) bool) {
+		for oid, p := range x.dense {
+			if p != 0 && !yield(fsformat.Oid(oid), p-1) {
+				return
+			}
+		}
+		for oid, pos := range x.sparse {
+			if !yield(oid, pos) {
+				return
+			}
+		}
+	}
+}
