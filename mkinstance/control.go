@@ -278,6 +278,11 @@ func (c *Controller) Stop() (StopResult, error) {
 	if c.readPid() == st.Pid {
 		os.Remove(c.PidFile)
 	}
+	// The kernel may release a dead process's listening socket a moment
+	// later; wait for it so that a restart can bind the address again.
+	for deadline := time.Now().Add(5 * time.Second); c.accepting() && time.Now().Before(deadline); {
+		time.Sleep(c.Poll)
+	}
 	return res, nil
 }
 
