@@ -22,7 +22,7 @@ func frozen() time.Time { return time.Unix(1704067200, 0).UTC() }
 type testServer struct {
 	srv  *zeowire.Server
 	addr string
-	logs *bytes.Buffer
+	logs *syncBuffer
 }
 
 func startServer(t *testing.T, configure func(*zeowire.Server)) *testServer {
@@ -56,7 +56,7 @@ func startServer(t *testing.T, configure func(*zeowire.Server)) *testServer {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &testServer{srv: srv, addr: ln.Addr().String(), logs: &logs.Buffer}
+	return &testServer{srv: srv, addr: ln.Addr().String(), logs: logs}
 }
 
 type syncBuffer struct {
