@@ -28,6 +28,9 @@
 // length field that points past the end of the file (lengths are checked
 // against the file size first).
 //
+// A File is not safe for concurrent use (it owns its read buffers); open
+// one per goroutine.
+//
 // TransactionsBackward walks from the end with the redundant lengths (what
 // undoLog and fstail do). LoadRecord, LoadBack, LoadBefore and LoadSerial
 // load object states by position, following backpointer chains; they check
@@ -205,8 +208,9 @@ type File struct {
 	f     io.ReaderAt
 	osf   *os.File // nil when made by NewFile
 	size  int64
-	r     reader // sequential window for iteration
-	back  []byte // scratch for LoadBack
+	r     reader              // sequential window for iteration
+	back  []byte              // scratch for LoadBack
+	hdr   [DataHeaderLen]byte // scratch for header reads (avoids per-call allocation)
 }
 
 // Open opens a Data.fs for reading and checks its header: the file must
@@ -270,7 +274,7 @@ func (f *File) ReaderAt() io.ReaderAt { return f.f }
 
 // ReadTxnHeaderAt reads the transaction header at pos.
 func (f *File) ReadTxnHeaderAt(pos int64) (TxnHeader, error) {
-	var b [TxnHeaderLen]byte
+	b := f.hdr[:TxnHeaderLen]
 	if pos < FileHeaderLen || pos+TxnHeaderLen > f.size {
 		return TxnHeader{}, formatErr(f.Name, pos, "transaction header out of file bounds (size %d)", f.size)
 	}
@@ -282,7 +286,7 @@ func (f *File) ReadTxnHeaderAt(pos int64) (TxnHeader, error) {
 
 // ReadDataHeaderAt reads the data record header at pos.
 func (f *File) ReadDataHeaderAt(pos int64) (DataHeader, error) {
-	var b [DataHeaderLen]byte
+	b := f.hdr[:]
 	if pos < FileHeaderLen || pos+DataHeaderLen > f.size {
 		return DataHeader{}, formatErr(f.Name, pos, "data record header out of file bounds (size %d)", f.size)
 	}

@@ -243,12 +243,12 @@ func (f *File) TransactionsBackward(end int64) iter.Seq2[*Txn, error] {
 				yield(nil, formatErr(f.Name, pos-TrailerLen, "redundant transaction length %d points before the start of the file", tl))
 				return
 			}
-			var hb [TxnHeaderLen]byte
-			if _, err := f.f.ReadAt(hb[:], tpos); err != nil {
+			hb := f.hdr[:TxnHeaderLen]
+			if _, err := f.f.ReadAt(hb, tpos); err != nil {
 				yield(nil, fmt.Errorf("%s: transaction at %d: %w", f.Name, tpos, err))
 				return
 			}
-			t.TxnHeader = ParseTxnHeader(hb[:])
+			t.TxnHeader = ParseTxnHeader(hb)
 			t.Pos = tpos
 			if t.Len != int64(tl) {
 				yield(nil, formatErr(f.Name, tpos, "transaction length %d does not match redundant length %d at %d", t.Len, tl, pos-TrailerLen))
@@ -311,12 +311,12 @@ func (f *File) LoadBack(oid Oid, back int64) (data []byte, tid Tid, pos int64, e
 			}
 			return d, tid, pos, nil
 		}
-		var bb [8]byte
-		if _, err := f.f.ReadAt(bb[:], back+DataHeaderLen); err != nil {
+		bb := f.hdr[:8]
+		if _, err := f.f.ReadAt(bb, back+DataHeaderLen); err != nil {
 			return nil, 0, 0, formatErr(f.Name, back, "cannot read backpointer")
 		}
 		from = back
-		back = int64(binary.BigEndian.Uint64(bb[:]))
+		back = int64(binary.BigEndian.Uint64(bb))
 	}
 }
 
@@ -346,11 +346,11 @@ func (f *File) LoadRecord(pos int64) (data []byte, h DataHeader, err error) {
 		}
 		return d, h, nil
 	}
-	var bb [8]byte
-	if _, err := f.f.ReadAt(bb[:], pos+DataHeaderLen); err != nil {
+	bb := f.hdr[:8]
+	if _, err := f.f.ReadAt(bb, pos+DataHeaderLen); err != nil {
 		return nil, h, formatErr(f.Name, pos, "cannot read backpointer")
 	}
-	back := int64(binary.BigEndian.Uint64(bb[:]))
+	back := int64(binary.BigEndian.Uint64(bb))
 	if back != 0 && back >= pos {
 		return nil, h, formatErr(f.Name, pos, "invalid back pointer %d", back)
 	}

@@ -61,6 +61,8 @@ func VerifyReader(f io.ReaderAt, size int64, path string, opt VerifyOptions) err
 	r.init(f, size)
 	pos := int64(FileHeaderLen)
 	var ltid Tid
+	var h TxnHeader // reused: the callbacks get pointers to these
+	var dh DataHeader
 	for i := 0; ; i++ {
 		b, err := r.at(pos, TxnHeaderLen)
 		if err != nil {
@@ -72,7 +74,7 @@ func VerifyReader(f io.ReaderAt, size int64, path string, opt VerifyOptions) err
 		if len(b) < TxnHeaderLen {
 			return &VerifyError{pos, fmt.Sprintf("%s truncated at %d", path, pos)}
 		}
-		h := ParseTxnHeader(b)
+		h = ParseTxnHeader(b)
 		tl := binary.BigEndian.Uint64(b[8:16])
 		if h.Tid <= ltid {
 			return &VerifyError{pos, fmt.Sprintf("%s time-stamp reduction at %d: %s <= %s", path, pos, h.Tid.Hexify(), ltid.Hexify())}
@@ -102,7 +104,7 @@ func VerifyReader(f io.ReaderAt, size int64, path string, opt VerifyOptions) err
 				if len(b) < DataHeaderLen {
 					return &VerifyError{pos, fmt.Sprintf("%s truncated at %d", path, pos)}
 				}
-				dh := ParseDataHeader(b)
+				dh = ParseDataHeader(b)
 				plen := binary.BigEndian.Uint64(b[34:42])
 				if dh.TxnPos != tpos || binary.BigEndian.Uint64(b[24:32]) > 1<<63-1 {
 					return &VerifyError{pos, fmt.Sprintf("%s data record exceeds transaction record at %d: tloc %d != tpos %d",

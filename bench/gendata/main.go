@@ -156,9 +156,9 @@ func generate(path string, target int64, seed uint64) (stats, error) {
 			}
 			var size int
 			switch x := r.IntN(100); {
-			case x < 70:
+			case x < 78:
 				size = 100 + r.IntN(300)
-			case x < 98:
+			case x < 99:
 				size = 400 + r.IntN(3700)
 			default:
 				size = 4096 + r.IntN(60<<10)
