@@ -110,7 +110,9 @@ func mkzeoinstanceArgs(args []string) (o mkinstance.InstanceOptions, usage int, 
 			}
 			help = true
 		case "-b", "--blobs":
-			if v, ok := next(); ok && v != "" {
+			// As argparse's nargs='?': a bare -b means the default; an
+			// explicitly empty value (--blobs=) means no blobs.
+			if v, ok := next(); ok {
 				o.BlobDir = v
 			} else {
 				o.BlobDir = mkinstance.DefaultBlobDir

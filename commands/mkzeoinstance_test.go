@@ -203,6 +203,35 @@ func TestMkzeoinstanceConfigLoads(t *testing.T) {
 	}
 }
 
+func TestMkzeoinstanceArgs(t *testing.T) {
+	cases := []struct {
+		args  []string
+		usage int
+		home  string
+		addr  string
+		blobs string
+	}{
+		{[]string{"h"}, 0, "h", "9999", ""},
+		{[]string{"h", "-b"}, 0, "h", "9999", "$INSTANCE/var/blobs"},
+		{[]string{"-b", "/x", "h", "08800"}, 0, "h", "8800", "/x"},
+		{[]string{"h", "-b", "8100"}, 0, "h", "9999", "8100"},
+		{[]string{"h", "-b", "--", "1:2"}, 0, "h", "1:2", "$INSTANCE/var/blobs"},
+		{[]string{"h", "--blobs=/y"}, 0, "h", "9999", "/y"},
+		{[]string{"h", "--blobs="}, 0, "h", "9999", ""},
+		{[]string{"h", "--bl"}, 0, "h", "9999", "$INSTANCE/var/blobs"},
+		{[]string{"h", "-b/z"}, 0, "h", "9999", "/z"},
+		{[]string{"--he"}, 2, "", "", ""},
+		{[]string{"h", "--s"}, 1, "", "", ""},
+		{[]string{"h", "x y"}, 1, "", "", ""},
+	}
+	for _, c := range cases {
+		o, usage, err := mkzeoinstanceArgs(c.args)
+		if err != nil || usage != c.usage || usage == 0 && (o.Home != c.home || o.Address != c.addr || o.BlobDir != c.blobs) {
+			t.Errorf("%q: %+v usage %d err %v", c.args, o, usage, err)
+		}
+	}
+}
+
 func TestMkzeoinstanceErrors(t *testing.T) {
 	dir := t.TempDir()
 	cases := []struct {
