@@ -452,3 +452,26 @@ func TestOverrides(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestFlagConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := FlagConfig("127.0.0.1:8100", []string{dir + "/a.fs", "b.fs"})
+	if err != nil || cfg.ZEO.Address != (Address{Host: "127.0.0.1", Port: 8100}) || len(cfg.Storages) != 2 ||
+		cfg.Storages[1].Name != "2" || cfg.Storages[1].FileStorage.Path != "b.fs" || !cfg.Storages[0].FileStorage.PackGC {
+		t.Errorf("%v %+v", err, cfg)
+	}
+	for _, c := range []struct {
+		addr  string
+		files []string
+		want  string
+	}{
+		{"", []string{"a.fs"}, "no server address specified; use -a or -C"},
+		{"8100", nil, "no storages specified; use -f or -C"},
+		{"8100", []string{dir + "/no/a.fs"}, "The directory named as part of the path " + dir + "/no/a.fs does not exist. (key 'path')"},
+		{"a b", []string{"a.fs"}, "not a valid host name: 'a b' (key 'address')"},
+	} {
+		if _, err := FlagConfig(c.addr, c.files); err == nil || err.Error() != c.want {
+			t.Errorf("%q %v: %v, want %s", c.addr, c.files, err, c.want)
+		}
+	}
+}

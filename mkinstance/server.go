@@ -685,3 +685,29 @@ func (d *decoder) runner(n *node) *RunnerConfig {
 	}
 	return r
 }
+
+// FlagConfig is the configuration runzeo builds from its command line when
+// there is no -C: -a ADDRESS and one <filestorage> per -f PATH, named 1, 2,
+// … in order. Errors carry runzeo's messages.
+func FlagConfig(address string, files []string) (*ServerConfig, error) {
+	if address == "" {
+		return nil, &ConfigError{Msg: "no server address specified; use -a or -C"}
+	}
+	if len(files) == 0 {
+		return nil, &ConfigError{Msg: "no storages specified; use -f or -C"}
+	}
+	a, err := ParseAddress(address, true)
+	if err != nil {
+		return nil, &ConfigError{Key: "address", Msg: err.Error()}
+	}
+	cfg := &ServerConfig{Defines: map[string]string{}, ZEO: ZEOSection{Address: a, InvalidationQueueSize: 100}}
+	for i, f := range files {
+		path, err := existingDirpath(f)
+		if err != nil {
+			return nil, &ConfigError{Key: "path", Msg: err.Error()}
+		}
+		cfg.Storages = append(cfg.Storages, StorageConfig{Name: strconv.Itoa(i + 1), Kind: KindFileStorage,
+			FileStorage: &FileStorageConfig{Path: path, PackGC: true, PackKeepOld: true}})
+	}
+	return cfg, nil
+}
