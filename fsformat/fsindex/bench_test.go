@@ -1,0 +1,60 @@
+package fsindex
+
+import (
+	"bytes"
+	"os"
+	"runtime"
+	"testing"
+)
+
+func BenchmarkLoadFixture(b *testing.B) {
+	data, err := os.ReadFile("../../testdata/fs/basic.fs.index")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := Load(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSet fills an index with 1M ascending oids (as a scan does) and
+// reports the heap bytes per oid.
+func BenchmarkSet(b *testing.B) {
+	const n = 1 << 20
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		x := New()
+		for i := uint64(0); i < n; i++ {
+			x.Set(i, i*100)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/oid")
+		runtime.KeepAlive(x)
+	}
+}
+
+// BenchmarkLoadSave: 1M oids saved and loaded.
+func BenchmarkLoadSave(b *testing.B) {
+	x := New()
+	for i := uint64(0); i < 1<<20; i++ {
+		x.Set(i, i*100)
+	}
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := x.Save(&buf, 1<<40); err != nil {
+			b.Fatal(err)
+		}
+		y, _, err := Load(bytes.NewReader(buf.Bytes()))
+		if err != nil || y.Len() != x.Len() {
+			b.Fatal(err)
+		}
+	}
+}
