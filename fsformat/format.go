@@ -227,7 +227,7 @@ func Open(path string) (*File, error) {
 	}
 	if st.IsDir() {
 		osf.Close()
-		return nil, &FormatError{File: path, Offset: 0, Msg: "is a directory"}
+		return nil, fmt.Errorf("%s: is a directory", path)
 	}
 	f, err := NewFile(osf, st.Size(), path)
 	if err != nil {

@@ -101,6 +101,9 @@ func RawScan(r io.ReaderAt, size int64, name string, v RawVisitor) error {
 			v.Txn(pos, &h, u, d, e)
 		}
 		for fp < end {
+			if fp >= size {
+				return formatErr(name, pos, "transaction length %d runs past the end of the file (%d bytes)", h.Len, size)
+			}
 			dpos := fp
 			db, err := read(DataHeaderLen, small[:0])
 			if err != nil {
@@ -131,9 +134,6 @@ func RawScan(r io.ReaderAt, size int64, name string, v RawVisitor) error {
 			}
 			if v.Record != nil {
 				v.Record(dpos, &dh, back)
-			}
-			if fp >= size && fp < end {
-				return formatErr(name, pos, "transaction length %d runs past the end of the file (%d bytes)", h.Len, size)
 			}
 		}
 		tb, err := read(8, small[:0])
