@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -13,39 +14,44 @@ import (
 
 // runServer runs the ZEO server for a loaded configuration until it is told
 // to stop; nil until the server exists. The ZEO server's command file sets
-// it from its init (runServer = …) and may add its own flags to serveFlags
-// the same way; serve --check never calls it.
+// it from its init (runServer = …) and may add flags (-a, -f, -t, --pid-file)
+// with serveCommand.Flags = append(serveCommand.Flags, …) there too: both
+// are package variables, initialized before any init runs. serve --check
+// never calls it.
 var runServer func(c *cli.Context, cfg *mkinstance.ServerConfig) error
 
-// serveFlags are serve's flags; other files may append to it in init.
 var serveFlags = []cli.Flag{
 	&cli.StringFlag{Name: "configure", Aliases: []string{"C"}, Usage: "the zeo.conf to load", TakesFile: true},
 	&cli.StringSliceFlag{Name: "X", Usage: "`NAME=VALUE` predefines $NAME (wins over the file's %define); " +
 		"SECTION/KEY=VALUE overrides a key as runzeo's -X does (e.g. zeo/address=8200)"},
 	&cli.StringSliceFlag{Name: "define", Usage: "`NAME=VALUE` predefines $NAME (like -X NAME=VALUE)"},
 	&cli.BoolFlag{Name: "check", Usage: "load and validate the configuration, print the resolved settings, open nothing"},
+	&cli.StringFlag{Name: "address", Aliases: []string{"a"}, Usage: "`ADDRESS` to listen on (overrides <zeo> address)"},
+	&cli.StringSliceFlag{Name: "filename", Aliases: []string{"f"}, Usage: "serve the FileStorage `PATH` (repeatable, named 1, 2, …; replaces the configured storages)", TakesFile: true},
+	&cli.Float64Flag{Name: "timeout", Aliases: []string{"t"}, Usage: "transaction timeout in `SECONDS` (overrides <zeo> transaction-timeout)"},
+	&cli.StringFlag{Name: "pid-file", Usage: "`PATH` of the pid file (overrides <zeo> pid-filename)", TakesFile: true},
 }
 
-func init() {
-	register(&cli.Command{
-		Name:      "serve",
-		Usage:     "run a ZEO server (runzeo); --check validates a zeo.conf",
-		ArgsUsage: " ",
-		Description: `serve -C zeo.conf loads the configuration as runzeo does. $INSTANCE is
+var serveCommand = &cli.Command{
+	Name:      "serve",
+	Usage:     "run a ZEO server (runzeo); --check validates a zeo.conf",
+	ArgsUsage: " ",
+	Description: `serve -C zeo.conf loads the configuration as runzeo does. $INSTANCE is
 predefined as the instance home (the parent of the config's etc/ folder, else
 its folder), so a hand-written zeo.conf using $INSTANCE loads; -X INSTANCE=/path
 or --define INSTANCE=/path overrides it (an extension: ZConfig has no predefined
 names).
 
 --check prints one setting per line and exits 0, or prints the error and exits 2:
-  config PATH
+  config PATH              (- when built from -a and -f)
   address ADDRESS          (*:PORT = all interfaces; a path = Unix socket)
   read-only true|false
   storage NAME KIND path=… read-only=… blob-dir=…   (one line per storage)`,
-		Flags:  serveFlags,
-		Action: serveAction,
-	})
+	Flags:  serveFlags,
+	Action: serveAction,
 }
+
+func init() { register(serveCommand) }
 
 // loadOptions turns -X and --define into loader options.
 func loadOptions(c *cli.Context) (mkinstance.Options, error) {
@@ -85,15 +91,7 @@ func serveAction(c *cli.Context) error {
 	if !c.Bool("check") && runServer == nil {
 		return usageError("serve: the ZEO server is not built yet")
 	}
-	path := c.String("configure")
-	if path == "" {
-		return usageError("serve: no configuration; use -C zeo.conf")
-	}
-	opts, err := loadOptions(c)
-	if err != nil {
-		return usageError("serve: %v", err)
-	}
-	cfg, err := mkinstance.LoadServerConfig(path, opts)
+	cfg, err := serveConfig(c)
 	if err != nil {
 		return usageError("serve: %v", err)
 	}
@@ -105,9 +103,48 @@ func serveAction(c *cli.Context) error {
 	return w.Flush()
 }
 
+// serveConfig loads the configuration as runzeo does: -C zeo.conf, or -a
+// and -f alone; -a, -f, -t and --pid-file override the file.
+func serveConfig(c *cli.Context) (*mkinstance.ServerConfig, error) {
+	files := c.StringSlice("filename")
+	path := c.String("configure")
+	if path == "" {
+		return mkinstance.FlagConfig(c.String("address"), files)
+	}
+	opts, err := loadOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := mkinstance.LoadServerConfig(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	if a := c.String("address"); a != "" {
+		if cfg.ZEO.Address, err = mkinstance.ParseAddress(a, true); err != nil {
+			return nil, fmt.Errorf("-a: %w", err)
+		}
+	}
+	if len(files) > 0 {
+		if cfg.Storages, err = mkinstance.FileStorages(files); err != nil {
+			return nil, err
+		}
+	}
+	if c.IsSet("timeout") {
+		cfg.ZEO.TransactionTimeout = time.Duration(c.Float64("timeout") * float64(time.Second))
+	}
+	if p := c.String("pid-file"); p != "" {
+		cfg.ZEO.PidFilename = p
+	}
+	return cfg, nil
+}
+
 // renderServerConfig prints the settings serve --check reports.
 func renderServerConfig(w io.Writer, cfg *mkinstance.ServerConfig) {
-	fmt.Fprintf(w, "config %s\n", cfg.File)
+	file := cfg.File
+	if file == "" {
+		file = "-" // from -a and -f
+	}
+	fmt.Fprintf(w, "config %s\n", file)
 	addr := cfg.ZEO.Address.String()
 	if cfg.ZEO.Address.IsUnix() {
 		addr = "unix:" + addr

@@ -53,6 +53,20 @@ func TestServeCheck(t *testing.T) {
 		t.Errorf("-X: exit %d\n%s\nwant\n%s", code, out, want)
 	}
 
+	// runzeo's -a, -f, -t and --pid-file, with and without -C.
+	out, _, code = serveRun("--check", "-a", "127.0.0.1:8100", "-f", home+"/var/a.fs", "-f", "b.fs")
+	want = "config -\naddress 127.0.0.1:8100\nread-only false\n" +
+		"storage 1 filestorage path=" + home + "/var/a.fs read-only=false blob-dir=-\n" +
+		"storage 2 filestorage path=b.fs read-only=false blob-dir=-\n"
+	if code != 0 || out != want {
+		t.Errorf("-a -f: exit %d\n%s\nwant\n%s", code, out, want)
+	}
+	out, _, code = serveRun("--check", "-C", conf, "-a", "/tmp/zeo.sock", "-f", "c.fs", "-t", "2.5", "--pid-file", "zeo.pid")
+	want = "config " + conf + "\naddress unix:/tmp/zeo.sock\nread-only false\nstorage 1 filestorage path=c.fs read-only=false blob-dir=-\n"
+	if code != 0 || out != want {
+		t.Errorf("-C -a -f: exit %d\n%s\nwant\n%s", code, out, want)
+	}
+
 	// Errors: one line, exit 2, nothing on stdout.
 	bad := filepath.Join(home, "etc", "bad.conf")
 	os.WriteFile(bad, []byte("<zeo>\naddress 8800\nread-only 1\n</zeo>\n<mappingstorage/>\n"), 0o644)
@@ -62,12 +76,14 @@ func TestServeCheck(t *testing.T) {
 	}{
 		{[]string{"--check", "-C", bad}, "zodbctl: serve: not a valid boolean value: '1' (key 'read-only', line 3, in file://" + bad + ")\n"},
 		{[]string{"--check", "-C", filepath.Join(home, "none.conf")}, "zodbctl: serve: error opening resource file://" + home + "/none.conf: no such file or directory\n"},
-		{[]string{"--check"}, "zodbctl: serve: no configuration; use -C zeo.conf\n"},
+		{[]string{"--check"}, "zodbctl: serve: no server address specified; use -a or -C\n"},
+		{[]string{"--check", "-a", "8100"}, "zodbctl: serve: no storages specified; use -f or -C\n"},
+		{[]string{"--check", "-C", conf, "-a", "a b"}, "zodbctl: serve: -a: not a valid host name: 'a b'\n"},
 		{[]string{"-C", conf}, "zodbctl: serve: the ZEO server is not built yet\n"},
 		{[]string{"--check", "-C", conf, "-X", "novalue"}, "zodbctl: serve: -X novalue: want NAME=VALUE\n"},
 	}
 	if runServer != nil {
-		cases = cases[:3]
+		cases = cases[:5]
 	}
 	for _, c := range cases {
 		out, errOut, code := serveRun(c.args...)

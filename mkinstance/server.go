@@ -701,13 +701,23 @@ func FlagConfig(address string, files []string) (*ServerConfig, error) {
 		return nil, &ConfigError{Key: "address", Msg: err.Error()}
 	}
 	cfg := &ServerConfig{Defines: map[string]string{}, ZEO: ZEOSection{Address: a, InvalidationQueueSize: 100}}
+	if cfg.Storages, err = FileStorages(files); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// FileStorages makes runzeo's storages for -f PATH …: FileStorages named
+// 1, 2, … with default settings.
+func FileStorages(files []string) ([]StorageConfig, error) {
+	var out []StorageConfig
 	for i, f := range files {
 		path, err := existingDirpath(f)
 		if err != nil {
 			return nil, &ConfigError{Key: "path", Msg: err.Error()}
 		}
-		cfg.Storages = append(cfg.Storages, StorageConfig{Name: strconv.Itoa(i + 1), Kind: KindFileStorage,
+		out = append(out, StorageConfig{Name: strconv.Itoa(i + 1), Kind: KindFileStorage,
 			FileStorage: &FileStorageConfig{Path: path, PackGC: true, PackKeepOld: true}})
 	}
-	return cfg, nil
+	return out, nil
 }
