@@ -105,16 +105,16 @@ func init() {
 		"getTid":                          m(1, (*serverConn).getTid, "oid"),
 		"history":                         m(1, (*serverConn).history, "tid", "size"),
 		"record_iternext":                 m(0, (*serverConn).recordIternext, "next"),
-		"sendBlob":                        m(2, noAttribute("sendBlob"), "oid", "serial"),
+		"sendBlob":                        m(2, (*serverConn).sendBlob, "oid", "serial"),
 		"storea":                          m(4, (*serverConn).storea, "oid", "serial", "data", "id"),
 		"checkCurrentSerialInTransaction": m(3, (*serverConn).checkCurrent, "oid", "serial", "id"),
 		"restorea":                        m(5, (*serverConn).restorea, "oid", "serial", "data", "prev_txn", "transaction_id"),
 		"deleteObject":                    m(3, (*serverConn).deleteObject, "oid", "serial", "id"),
 		"undoa":                           m(2, (*serverConn).undoa, "trans_id", "transaction_id"),
-		"storeBlobStart":                  m(0, noAttribute("storeBlobStart")),
-		"storeBlobChunk":                  m(1, noAttribute("storeBlobChunk"), "chunk"),
-		"storeBlobEnd":                    m(4, noAttribute("storeBlobEnd"), "oid", "serial", "data", "id"),
-		"storeBlobShared":                 m(5, noAttribute("storeBlobShared"), "oid", "serial", "data", "filename", "id"),
+		"storeBlobStart":                  m(0, (*serverConn).storeBlobStart),
+		"storeBlobChunk":                  m(1, (*serverConn).storeBlobChunk, "chunk"),
+		"storeBlobEnd":                    m(4, (*serverConn).storeBlobEnd, "oid", "serial", "data", "id"),
+		"storeBlobShared":                 m(5, (*serverConn).storeBlobShared, "oid", "serial", "data", "filename", "id"),
 		"tpc_begin":                       m(4, (*serverConn).tpcBegin, "id", "user", "description", "ext", "tid", "status"),
 		"vote":                            m(1, (*serverConn).vote, "tid"),
 		"tpc_finish":                      m(1, (*serverConn).tpcFinish, "id"),
@@ -651,7 +651,7 @@ func (st *storageState) broadcastLocked(skip *serverConn, name string, args Tupl
 			}
 			encoded[i] = p
 		}
-		if !oc.trySend(encoded[i]) {
+		if !oc.queueOther(encoded[i], false) {
 			select {
 			case <-oc.done:
 			default:

@@ -25,6 +25,13 @@ type serverConn struct {
 
 	iters    map[int64]any
 	nextIter int64
+	blob     *blobUpload
+
+	// While a blob stream is sent (holding), messages from other
+	// goroutines wait in held so that the stream stays contiguous.
+	outMu   sync.Mutex
+	holding bool
+	held    [][]byte
 
 	mu     sync.Mutex // txn and closed
 	txn    *zeoTxn
@@ -130,7 +137,10 @@ func (c *serverConn) reply(msgid, result any, err error) error {
 		c.closeNow(encErr)
 		return encErr
 	}
-	return c.send(p)
+	if !c.queueOther(p, true) {
+		return ErrClosed
+	}
+	return nil
 }
 
 // sendAsync sends a server-to-client async message.
@@ -139,7 +149,62 @@ func (c *serverConn) sendAsync(name string, args Tuple) error {
 	if err != nil {
 		return err
 	}
+	if !c.queueOther(p, true) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// sendOwn sends a message of the blob stream (bypassing the hold).
+func (c *serverConn) sendOwn(name string, args Tuple) error {
+	p, err := c.encode(&Message{ID: int64(0), Kind: KindAsync, Name: name, Args: args})
+	if err != nil {
+		return err
+	}
 	return c.send(p)
+}
+
+// maxHeld bounds the messages held back during a blob stream.
+const maxHeld = 10000
+
+// queueOther queues a payload, or holds it while a blob stream is sent.
+// Without block it never waits: false means the client is too slow (or
+// gone).
+func (c *serverConn) queueOther(p []byte, block bool) bool {
+	c.outMu.Lock()
+	if c.holding {
+		if len(c.held) >= maxHeld && !block {
+			c.outMu.Unlock()
+			return false
+		}
+		c.held = append(c.held, p)
+		c.outMu.Unlock()
+		return true
+	}
+	ok := c.trySend(p)
+	c.outMu.Unlock()
+	if ok || !block {
+		return ok
+	}
+	return c.send(p) == nil
+}
+
+// holdOthers starts or ends a blob stream.
+func (c *serverConn) holdOthers(on bool) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	c.holding = on
+	if on {
+		return
+	}
+	for _, p := range c.held {
+		if !c.trySend(p) {
+			c.log.Warn("client too slow: outbound queue full; closing")
+			c.closeNow(errors.New("outbound queue full"))
+			break
+		}
+	}
+	c.held = nil
 }
 
 // quietError: the reference does not log these (they are ordinary).
@@ -166,6 +231,8 @@ func (c *serverConn) cleanup() {
 		}
 	}
 	c.iters = nil
+	c.blob.discard()
+	c.blob = nil
 	if st := c.st; st != nil {
 		st.mu.Lock()
 		delete(st.conns, c)

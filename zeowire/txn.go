@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -25,6 +26,7 @@ const (
 	opDelete
 	opRestore
 	opUndo
+	opStoreBlob
 )
 
 // op is one queued operation of the transaction log.
@@ -34,6 +36,8 @@ type op struct {
 	serial Tid
 	data   []byte
 	prev   Tid // restore: back pointer transaction
+	// blobPath is the uploaded (or shared) blob file of opStoreBlob.
+	blobPath string
 }
 
 // zeoTxn is a connection's transaction between tpc_begin and finish/abort.
@@ -147,6 +151,7 @@ func (c *serverConn) queue(id any, o op) error {
 	}
 	t.ops = append(t.ops, o)
 	if o.kind == opStore || o.kind == opRestore || o.kind == opDelete {
+		// (blob stores are not counted: their storea was)
 		c.st.mu.Lock()
 		c.st.stats.stores++
 		c.st.mu.Unlock()
@@ -335,29 +340,39 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 	t.changed = t.changed[:0]
 	t.resolved = t.resolved[:0]
 	var pending []*ConflictError // client-resolution conflicts, by store order
+	// store handles a store's outcome: conflicts are collected in
+	// client-resolution mode; a later successful store of the oid wins.
+	store := func(o *op, err error) error {
+		var ce *ConflictError
+		if err != nil && errors.As(err, &ce) && !ce.Read {
+			ce.Data = o.data
+			if ce.ClassName == "" {
+				ce.ClassName = recordClassName(o.data)
+			}
+			if c.s.ClientConflictResolution {
+				pending = removeConflict(pending, o.oid)
+				pending = append(pending, ce)
+				return nil
+			}
+			return err
+		}
+		if err == nil {
+			pending = removeConflict(pending, o.oid)
+			t.changed = append(t.changed, o.oid)
+		}
+		return err
+	}
+	// Ordinary operations in order, then the blob stores in reverse upload
+	// order, as the reference replays them.
+	var blobs []*op
 	for i := range t.ops {
 		o := &t.ops[i]
 		var err error
 		switch o.kind {
 		case opStore:
-			err = stxn.Store(o.oid, o.serial, o.data)
-			var ce *ConflictError
-			if err != nil && errors.As(err, &ce) && !ce.Read {
-				ce.Data = o.data
-				if ce.ClassName == "" {
-					ce.ClassName = recordClassName(o.data)
-				}
-				if c.s.ClientConflictResolution {
-					pending = removeConflict(pending, o.oid)
-					pending = append(pending, ce)
-					err = nil
-				}
-			} else if err == nil {
-				pending = removeConflict(pending, o.oid)
-			}
-			if err == nil && !isPending(pending, o.oid) {
-				t.changed = append(t.changed, o.oid)
-			}
+			err = store(o, stxn.Store(o.oid, o.serial, o.data))
+		case opStoreBlob:
+			blobs = append(blobs, o)
 		case opCheckCurrent:
 			err = stxn.CheckCurrent(o.oid, o.serial)
 		case opDelete:
@@ -373,6 +388,16 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 			t.resolved = append(t.resolved, oids...)
 		}
 		if err != nil {
+			return fail(err)
+		}
+	}
+	for i := len(blobs) - 1; i >= 0; i-- {
+		o := blobs[i]
+		bt, ok := stxn.(BlobTxn)
+		if !ok {
+			return fail(errors.New("this storage does not store blobs"))
+		}
+		if err := store(o, bt.StoreBlob(o.oid, o.serial, o.data, o.blobPath)); err != nil {
 			return fail(err)
 		}
 	}
@@ -404,15 +429,6 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 		out[i] = o.Bytes()
 	}
 	return out, nil
-}
-
-func isPending(l []*ConflictError, oid Oid) bool {
-	for _, ce := range l {
-		if ce.Oid == oid {
-			return true
-		}
-	}
-	return false
 }
 
 func removeConflict(l []*ConflictError, oid Oid) []*ConflictError {
@@ -501,6 +517,12 @@ func (c *serverConn) endTxnLocked(committed bool) {
 	}
 	c.txn = nil
 	close(t.aborted)
+	// Uploaded blob files not moved into the blob tree by a commit.
+	for i := range t.ops {
+		if t.ops[i].blobPath != "" {
+			os.Remove(t.ops[i].blobPath)
+		}
+	}
 	st := c.st
 	st.mu.Lock()
 	st.stats.activeTxns--

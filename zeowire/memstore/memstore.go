@@ -56,6 +56,7 @@ type Store struct {
 	last    zeowire.Tid
 	nextOid zeowire.Oid
 	size    int64
+	blobDir string // "" without blobs
 }
 
 // New returns an empty storage reporting name in get_info.
@@ -69,13 +70,17 @@ var _ zeowire.Storage = (*Store)(nil)
 func (s *Store) Info() zeowire.StorageInfo {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	ifaces := FileStorageInterfaces
+	if s.blobDir != "" {
+		ifaces = BlobStorageInterfaces
+	}
 	return zeowire.StorageInfo{
 		Name:                   s.name,
 		Length:                 int64(len(s.revs)),
 		Size:                   s.size,
 		SupportsUndo:           true,
 		SupportsRecordIternext: true,
-		Interfaces:             FileStorageInterfaces,
+		Interfaces:             ifaces,
 	}
 }
 
@@ -309,6 +314,7 @@ type txn struct {
 	recs  []zeowire.DataRecord
 	index map[zeowire.Oid]int
 	voted bool
+	blobs map[zeowire.Oid]string // oid -> blob file to move in at Finish
 }
 
 func (t *txn) put(r zeowire.DataRecord) {
@@ -412,6 +418,9 @@ func (t *txn) Finish() error {
 	if !t.voted {
 		return fmt.Errorf("memstore: finish of a transaction that was not voted")
 	}
+	if err := t.commitBlobs(); err != nil {
+		return fmt.Errorf("memstore: committing blobs: %w", err)
+	}
 	s := t.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -427,4 +436,4 @@ func (t *txn) Finish() error {
 	return nil
 }
 
-func (t *txn) Abort() { t.recs = nil }
+func (t *txn) Abort() { t.recs, t.blobs = nil, nil }
