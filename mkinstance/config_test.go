@@ -292,6 +292,7 @@ func TestServerConfigReject(t *testing.T) {
 		{"unbalanced", "<zeo>\naddress 8800\n</filestorage>\n" + fs, 3, "unbalanced section end", ""},
 		{"upper-case directive", "%DEFINE X 1\n" + zeo + fs, 1, "unknown directive: 'DEFINE'", ""},
 		{"redefine", "%define port 1\n%define port 2\n" + zeo + fs, 2, "cannot redefine 'port'", ""},
+		{"redefine with substitution", "%define a x\n%define B $a\n%define B $a\n" + zeo + fs, 3, "cannot redefine 'b'", ""},
 		{"no line continuation", "<zeo>\naddress \\\n8800\n</zeo>\n" + fs, 3, "value did not match regular expression: '8800'", ""},
 		{"two unnamed storages", zeo + "<mappingstorage/>\n<mappingstorage/>\n", 0, "No more than one storage may be unnamed.", ""},
 		{"unnamed and 1", zeo + "<mappingstorage/>\n<mappingstorage 1/>\n", 0, "Can't have an unnamed storage and a storage named 1.", ""},
@@ -472,6 +473,22 @@ func TestFlagConfig(t *testing.T) {
 	} {
 		if _, err := FlagConfig(c.addr, c.files); err == nil || err.Error() != c.want {
 			t.Errorf("%q %v: %v, want %s", c.addr, c.files, err, c.want)
+		}
+	}
+}
+
+func BenchmarkLoadServerConfig(b *testing.B) {
+	home := b.TempDir()
+	os.MkdirAll(filepath.Join(home, "etc"), 0o755)
+	os.MkdirAll(filepath.Join(home, "var"), 0o755)
+	os.MkdirAll(filepath.Join(home, "log"), 0o755)
+	path := filepath.Join(home, "etc", "zeo.conf")
+	os.WriteFile(path, []byte(ZEOConf(InstanceOptions{Home: home, Address: "8800",
+		Storages: []StorageSpec{{"1", "Data1.fs"}, {"2", "Data2.fs"}}})), 0o644)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := LoadServerConfig(path, Options{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
