@@ -59,6 +59,7 @@ type Appender struct {
 	f       *os.File
 	idx     Index
 	pos     int64 // end of the committed data: where the next transaction goes
+	lastPos int64 // position of the last committed transaction (0: none)
 	lastTid Tid
 
 	// the transaction in progress
@@ -146,7 +147,16 @@ func OpenAppender(path string, idx Index, warn func(string)) (*Appender, error) 
 			return nil, fmt.Errorf("%s: truncating to %d: %w", path, res.Truncate, err)
 		}
 	}
-	return &Appender{Name: path, f: f, idx: idx, pos: res.End, lastTid: res.LastTid}, nil
+	a := &Appender{Name: path, f: f, idx: idx, pos: res.End, lastTid: res.LastTid}
+	if res.End > FileHeaderLen {
+		var b [8]byte
+		if _, err := f.ReadAt(b[:], res.End-TrailerLen); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: reading the last transaction length: %w", path, err)
+		}
+		a.lastPos = res.End - TrailerLen - int64(binary.BigEndian.Uint64(b[:]))
+	}
+	return a, nil
 }
 
 func saveTail(f *os.File, name string, from, size int64, warn func(string)) error {
@@ -174,6 +184,10 @@ func saveTail(f *os.File, name string, from, size int64, warn func(string)) erro
 // Pos is the end of the committed data: the position of the next
 // transaction.
 func (a *Appender) Pos() int64 { return a.pos }
+
+// LastTxnPos is the position of the last committed transaction (0 if
+// there is none).
+func (a *Appender) LastTxnPos() int64 { return a.lastPos }
 
 // LastTid is the tid of the last committed transaction (0 if none).
 func (a *Appender) LastTid() Tid { return a.lastTid }
@@ -330,6 +344,7 @@ func (a *Appender) Commit() (Tid, error) {
 	for _, w := range a.written {
 		a.idx.Set(w.oid, w.pos)
 	}
+	a.lastPos = a.tpos
 	a.pos = a.tpos + a.tlen + TrailerLen
 	a.lastTid = a.tid
 	a.in = false

@@ -219,8 +219,8 @@ func TestAppenderCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if b.Pos() != good {
-		t.Fatalf("reopened at %d, want %d", b.Pos(), good)
+	if b.Pos() != good || b.LastTxnPos() != FileHeaderLen {
+		t.Fatalf("reopened at %d (last transaction at %d), want %d (4)", b.Pos(), b.LastTxnPos(), good)
 	}
 	if st, _ := os.Stat(dst); st.Size() != good {
 		t.Fatalf("file not truncated: %d bytes", st.Size())
