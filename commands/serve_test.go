@@ -75,7 +75,7 @@ func TestServeCheck(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"--check", "-C", bad}, "zodbctl: serve: not a valid boolean value: '1' (key 'read-only', line 3, in file://" + bad + ")\n"},
-		{[]string{"--check", "-C", filepath.Join(home, "none.conf")}, "zodbctl: serve: error opening resource file://" + home + "/none.conf: no such file or directory\n"},
+		{[]string{"--check", "-C", filepath.Join(home, "none.conf")}, "zodbctl: serve: error opening file " + home + "/none.conf: [Errno 2] No such file or directory: '" + home + "/none.conf'\n"},
 		{[]string{"--check"}, "zodbctl: serve: no server address specified; use -a or -C\n"},
 		{[]string{"--check", "-a", "8100"}, "zodbctl: serve: no storages specified; use -f or -C\n"},
 		{[]string{"--check", "-C", conf, "-a", "a b"}, "zodbctl: serve: -a: not a valid host name: 'a b'\n"},

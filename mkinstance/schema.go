@@ -207,6 +207,10 @@ func (m *matcher) match(sec *Section, info *sectionInfo, children []childInfo, k
 		if ok && ci.needImport != "" && !m.imports[ci.needImport] {
 			ok = false
 		}
+		if !ok && m.schema.abstracts[c.Type] {
+			return nil, &ConfigError{File: c.File, Line: c.Line,
+				Msg: "concrete sections cannot match abstract section types; found abstract type " + pyRepr(c.Type)}
+		}
 		if !ok {
 			if anyKeys && sec.Type != "" {
 				// Inside zope.conf's <zodb_db>: remember the type so the

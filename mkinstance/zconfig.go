@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 )
 
@@ -160,7 +161,7 @@ func (p *parser) include(sec *Section, path string, from *ConfigError) error {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		msg := fmt.Sprintf("error opening resource %s: %v", fileURL(path), unwrapPathError(err))
+		msg := fmt.Sprintf("error opening file %s: %s", absOr(path), pyOSError(err, absOr(path)))
 		if from == nil {
 			return &ConfigError{Msg: msg, Err: err} // the message names the file
 		}
@@ -174,12 +175,25 @@ func (p *parser) include(sec *Section, path string, from *ConfigError) error {
 	return p.parse(sec, path, bufio.NewReaderSize(f, 64<<10))
 }
 
-func unwrapPathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
+func absOr(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
 	}
-	return err
+	return path
+}
+
+// pyOSError renders a file error as Python's str(OSError) does:
+// [Errno 2] No such file or directory: '/x/inc.conf'.
+func pyOSError(err error, path string) string {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return err.Error()
+	}
+	text := errno.Error()
+	if text != "" {
+		text = strings.ToUpper(text[:1]) + text[1:]
+	}
+	return fmt.Sprintf("[Errno %d] %s: %s", int(errno), text, pyRepr(path))
 }
 
 type openSection struct {
@@ -202,7 +216,7 @@ func (p *parser) parse(top *Section, file string, r *bufio.Reader) error {
 			if errors.Is(err, errLineTooLong) {
 				return fail(fmt.Sprintf("line longer than %d bytes", maxLineLength))
 			}
-			return &ConfigError{File: file, Line: lineno, Msg: "read error: " + err.Error(), Err: err}
+			return &ConfigError{File: file, Line: lineno, Msg: fmt.Sprintf("error reading file %s: %s", absOr(file), pyOSError(err, absOr(file))), Err: err}
 		}
 		if !utf8.ValidString(raw) {
 			return fail("not valid UTF-8 text")
