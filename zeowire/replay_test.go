@@ -39,7 +39,6 @@ const zeoData = "../testdata/zeo"
 // notReplayable lists sessions the in-memory storage cannot reproduce.
 var notReplayable = map[string]string{
 	"d2-conflict-resolved-on-server": "the reference resolves the BTrees.Length conflict by running Python code; serve uses client-side resolution (spec 9.4)",
-	"g-pack":                         "pack with garbage collection arrives with the Data.fs-backed storage",
 }
 
 type record struct {

@@ -7,8 +7,9 @@
 // against it; by default it advertises the FileStorage interfaces for that
 // reason. Sizes are estimated with FileStorage's record layout (header
 // lengths plus data), not with its exact extension pickles. Pack keeps, for
-// every object, the revisions after the pack time and the one current at it;
-// it does no garbage collection.
+// every object, the revisions after the pack time and the one current at it,
+// then drops the objects the root no longer reaches (references found with
+// fsformat/refs).
 package memstore
 
 import (
@@ -19,6 +20,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/zodbctl/zodbctl/fsformat/refs"
 	"github.com/zodbctl/zodbctl/zeowire"
 )
 
@@ -265,6 +267,17 @@ func (s *Store) Pack(_ context.Context, t float64) error {
 		}
 		s.revs[oid] = append([]revision(nil), revs[i:]...)
 	}
+	// Garbage collection: objects not reachable from the root (oid 0)
+	// through the revisions that remain go entirely.
+	for _, oid := range s.unreachable() {
+		for _, r := range s.revs[oid] {
+			if drop[r.txn] == nil {
+				drop[r.txn] = map[zeowire.Oid]bool{}
+			}
+			drop[r.txn][oid] = true
+		}
+		delete(s.revs, oid)
+	}
 	for t, oids := range drop {
 		t.records = slices.DeleteFunc(t.records, func(r zeowire.DataRecord) bool { return oids[r.Oid] })
 	}
@@ -280,6 +293,48 @@ func (s *Store) Pack(_ context.Context, t float64) error {
 	}
 	s.recomputeSize()
 	return nil
+}
+
+// unreachable lists the oids no remaining revision reachable from the root
+// refers to (strong local references, as ZODB's referencesf sees them).
+func (s *Store) unreachable() []zeowire.Oid {
+	if _, ok := s.revs[0]; !ok {
+		return nil // no root: nothing is known to be garbage
+	}
+	var sc refs.Scanner
+	var buf []refs.Ref
+	seen := map[zeowire.Oid]bool{0: true}
+	todo := []zeowire.Oid{0}
+	for len(todo) > 0 {
+		oid := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		for _, r := range s.revs[oid] {
+			if r.data == nil {
+				continue
+			}
+			var err error
+			buf, err = sc.Scan(r.data, buf[:0])
+			if err != nil {
+				// An unreadable record keeps everything: never collect
+				// what we cannot prove to be garbage.
+				return nil
+			}
+			for _, ref := range buf {
+				t := zeowire.Oid(ref.Oid)
+				if ref.CountsForReferencesf() && !ref.Cross() && !seen[t] {
+					seen[t] = true
+					todo = append(todo, t)
+				}
+			}
+		}
+	}
+	var out []zeowire.Oid
+	for oid := range s.revs {
+		if !seen[oid] {
+			out = append(out, oid)
+		}
+	}
+	return out
 }
 
 func (s *Store) recomputeSize() {
