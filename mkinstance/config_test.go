@@ -450,9 +450,22 @@ func TestOverrides(t *testing.T) {
 	if err == nil || err.Error() != "not a valid boolean value: 'maybe' (key 'read-only', in -X)" {
 		t.Errorf("err = %v", err)
 	}
-	_, err = LoadServerConfig(path, Options{Overrides: []Override{{"nothere/x", "1"}}})
-	if err == nil || err.Error() != "no section matches -X 'nothere/x=1' (in -X)" {
-		t.Errorf("err = %v", err)
+	// The first section of that type only, as ZConfig's option bag.
+	cfg, err = LoadServerConfig(path, Options{Overrides: []Override{{"filestorage/read-only", "true"}}})
+	if err != nil || !cfg.Storages[0].FileStorage.ReadOnly || cfg.Storages[1].FileStorage.ReadOnly {
+		t.Errorf("%v %+v", err, cfg)
+	}
+	for _, c := range []struct {
+		o    []Override
+		want string
+	}{
+		{[]Override{{"nothere/x", "1"}}, "not all command line options were consumed (in -X)"},
+		{[]Override{{"zeo//x", "1"}}, "'//' is not allowed in an option path (in -X)"},
+		{[]Override{{"zeo/address", "1"}, {"zeo/address", "2"}}, "'address' does not support multiple values (in -X)"},
+	} {
+		if _, err = LoadServerConfig(path, Options{Overrides: c.o}); err == nil || err.Error() != c.want {
+			t.Errorf("%v: %v, want %s", c.o, err, c.want)
+		}
 	}
 }
 

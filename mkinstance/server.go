@@ -187,8 +187,9 @@ type Options struct {
 	// NoDefaultInstance turns off the INSTANCE default (the instance home).
 	NoDefaultInstance bool
 	// Overrides set keys as runzeo's -X SECTION/…/KEY=VALUE does, after the
-	// file is read: each path element selects subsections by type or name;
-	// the value replaces the key's values there (it is not substituted).
+	// file is read: each path element selects the first subsection with
+	// that name or type; the value replaces the key's values there (it is
+	// not substituted). Several overrides of one key add values.
 	Overrides []Override
 }
 
@@ -203,31 +204,35 @@ const overrideFile = "-X"
 
 func applyOverride(top *Section, o Override) error {
 	parts := strings.Split(strings.ToLower(o.Path), "/")
-	key := parts[len(parts)-1]
-	secs := []*Section{top}
+	for _, p := range parts {
+		if p == "" {
+			return &ConfigError{File: overrideFile, Msg: "'//' is not allowed in an option path"}
+		}
+	}
+	// As ZConfig's option bag: each path element goes to the first
+	// subsection, in file order, whose name or type it is.
+	sec := top
 	for _, p := range parts[:len(parts)-1] {
-		var next []*Section
-		for _, s := range secs {
-			for _, c := range s.Children {
-				if c.Type == p || c.Name == p {
-					next = append(next, c)
-				}
+		var next *Section
+		for _, c := range sec.Children {
+			if c.Name == p || c.Type == p {
+				next = c
+				break
 			}
 		}
-		secs = next
-	}
-	if len(secs) == 0 || key == "" {
-		return &ConfigError{File: overrideFile, Msg: "no section matches -X " + pyRepr(o.Path+"="+o.Value)}
-	}
-	for _, s := range secs {
-		kept := s.Keys[:0]
-		for _, kv := range s.Keys {
-			if strings.ToLower(kv.Key) != key {
-				kept = append(kept, kv)
-			}
+		if next == nil {
+			return &ConfigError{File: overrideFile, Msg: "not all command line options were consumed"}
 		}
-		s.Keys = append(kept, KeyValue{Key: key, Value: o.Value, File: overrideFile})
+		sec = next
 	}
+	key := parts[len(parts)-1]
+	kept := sec.Keys[:0]
+	for _, kv := range sec.Keys {
+		if strings.ToLower(kv.Key) != key || kv.File == overrideFile {
+			kept = append(kept, kv)
+		}
+	}
+	sec.Keys = append(kept, KeyValue{Key: key, Value: o.Value, File: overrideFile})
 	return nil
 }
 
