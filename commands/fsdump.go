@@ -28,7 +28,8 @@ backpointer resolution).  Where the Python tools crash (empty or non-FS30
 file, bad backpointer, trailing junk) zodbctl prints a one-line error and
 exits 1; FS21 (Python 2) files are dumped like FS30 ones.
 
---json writes JSON Lines, one object per transaction:
+--json (which ignores --verbose) writes JSON Lines, one object per
+transaction:
   tid, time (RFC 3339), pos, size (tlen), status, user, description
   (user_base64/description_base64 when not UTF-8), extension (base64 of the
   pickle, omitted when empty), data_pos, records: [{oid, pos, class, size,

@@ -16,7 +16,7 @@ import (
 //
 // Conventions (documented in each command's help):
 //   - oids and tids are 16-digit lowercase hex strings ("00000000000000a1");
-//   - times are RFC 3339 in UTC with nanoseconds, derived from the tid;
+//   - times are RFC 3339 in UTC, derived from the tid, to the microsecond;
 //   - byte strings from the file (user, description) are JSON strings when
 //     they are valid UTF-8; otherwise invalid bytes become U+FFFD and the
 //     exact bytes are given base64-encoded in a parallel "<field>_base64";
@@ -49,9 +49,11 @@ func jsonTid(t fsformat.Tid) string { return t.String() }
 // jsonOid renders an oid for JSON (16 hex digits).
 func jsonOid(o fsformat.Oid) string { return o.String() }
 
-// jsonTime renders the time encoded in a tid as RFC 3339 (UTC, nanoseconds).
+// jsonTime renders the time encoded in a tid as RFC 3339 in UTC, rounded to
+// the microsecond like the text tools' %09.6f seconds (the tid's 60/2^32 s
+// unit would otherwise show as …30.124999992 for 30.125).
 func jsonTime(t fsformat.Tid) string {
-	return t.Time().GoTime().Format(time.RFC3339Nano)
+	return t.Time().GoTime().Round(time.Microsecond).Format(time.RFC3339Nano)
 }
 
 // jsonBytes returns the text form of raw bytes and, when they are not

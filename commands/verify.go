@@ -3,6 +3,7 @@ package commands
 import (
 	"bufio"
 	"errors"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,8 +28,9 @@ On the first problem it prints fstest's message on stderr (e.g.
 data record.
 
 --json writes JSON Lines, one object per checked transaction: tid, time
-(RFC 3339), pos, size (tlen), status, data_pos, records: [{oid, pos, size
-(plen), serial, prev}]; then a final {"ok": true} or {"ok": false, "error":
+(RFC 3339), pos, size (tlen), status, user, description (as in fsdump),
+extension (base64), data_pos, records: [{oid, pos, size (plen), serial,
+prev}]; then a final {"ok": true} or {"ok": false, "error":
 "<fstest message>", "pos": N}.
 
 Example:
@@ -66,11 +68,28 @@ func runVerify(c *cli.Context) error {
 	var recs []recordJSON
 	if c.Bool("json") {
 		jl = newJSONLines(out)
+		// user, description and extension are read aside (Verify skips them).
+		metaFile, err := os.Open(path)
+		if err == nil {
+			defer metaFile.Close()
+		}
+		var meta []byte
 		opt.Record = func(pos int64, h *fsformat.DataHeader, i int) {
 			recs = append(recs, recordJSON{Oid: jsonOid(h.Oid), Pos: pos, Size: h.DataLen, Serial: jsonTid(h.Tid), Prev: h.Prev})
 		}
 		opt.Transaction = func(pos int64, h *fsformat.TxnHeader, i int) {
-			tj := newTxnJSON(h, pos, nil, nil, nil, nil)
+			var u, d, e []byte
+			if metaFile != nil {
+				n := int(h.HeaderLen() - fsformat.TxnHeaderLen)
+				if cap(meta) < n {
+					meta = make([]byte, n)
+				}
+				meta = meta[:n]
+				if m, _ := metaFile.ReadAt(meta, pos+fsformat.TxnHeaderLen); m == n {
+					u, d, e = meta[:h.UserLen], meta[h.UserLen:int(h.UserLen)+int(h.DescLen)], meta[int(h.UserLen)+int(h.DescLen):]
+				}
+			}
+			tj := newTxnJSON(h, pos, u, d, e, nil)
 			tj.Records = recs
 			if tj.Records == nil {
 				tj.Records = []recordJSON{}
