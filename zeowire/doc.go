@@ -49,7 +49,25 @@
 // client-conflict-resolution): write conflicts are returned to the client as
 // the list of {oid, serials, data} dicts of the spec (section 9.5) and the
 // Python client resolves BTrees and Length conflicts itself and votes again.
-// Without it, every write conflict is a ConflictError.
+// Without it, the server resolves BTrees.Length.Length natively (a counter:
+// committed + new - old, byte-identical to the Python result) and every
+// other write conflict is a ConflictError.
+//
+// # Blobs
+//
+// Storages with a blob directory implement [BlobStorage]; uploads
+// (storeBlobStart/Chunk/End) go to a temporary file in its BlobTempDir and
+// are handed to the storage at vote ([BlobTxn]); files of transactions that
+// do not commit are removed. sendBlob streams the committed file in 59,000
+// byte chunks; messages from other goroutines wait until the stream ends.
+//
+// # Running it
+//
+// [Listen] and [Server.ListenAndServe] take zeo.conf addresses (host:port,
+// port, or a Unix socket path); [ServerTLSConfig] and [ClientTLSConfig]
+// build the TLS settings of an <ssl> section; [Server.Stats] gives the
+// counters for monitoring. Frames larger than [Server.MaxFrameSize]
+// (default 256 MiB) close the connection that sent them.
 //
 // Invalidations are sent through bounded per-connection queues; a client whose
 // queue overflows is disconnected (it reconnects and catches up through

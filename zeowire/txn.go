@@ -354,6 +354,16 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 				pending = append(pending, ce)
 				return nil
 			}
+			if o.kind == opStore {
+				if resolved, rerr := resolveLength(ctx, st.storage, ce, o.data); rerr == nil {
+					if err2 := stxn.Store(o.oid, ce.Committed, resolved); err2 == nil {
+						c.log.Info("conflict resolved", "oid", o.oid, "class", lengthClass)
+						t.changed = append(t.changed, o.oid)
+						t.resolved = append(t.resolved, o.oid)
+						return nil
+					}
+				}
+			}
 			return err
 		}
 		if err == nil {
