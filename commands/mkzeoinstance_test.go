@@ -262,6 +262,19 @@ func TestMkzeoinstanceErrors(t *testing.T) {
 			}
 		})
 	}
+	// HOME below a regular file (works as root too).
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o644)
+	if _, stderr, code := mkzRun(filepath.Join(file, "inst"), "8800"); code != 1 || stderr != "zodbctl: mkzeoinstance: "+file+" exists and is not a directory\n" {
+		t.Errorf("below a file: exit %d %q", code, stderr)
+	}
+	// etc/zeo.conf is a directory: one line, and the scripts are not written.
+	home := filepath.Join(dir, "odd")
+	os.MkdirAll(filepath.Join(home, "etc", "zeo.conf"), 0o755)
+	stdout, stderr, code := mkzRun(home, "8800")
+	if code != 1 || stderr != "zodbctl: mkzeoinstance: read "+home+"/etc/zeo.conf: is a directory\n" || strings.Contains(stdout, "Wrote") {
+		t.Errorf("conf is a directory: exit %d %q %q", code, stdout, stderr)
+	}
 	if os.Geteuid() != 0 {
 		ro := filepath.Join(dir, "ro")
 		os.Mkdir(ro, 0o555)

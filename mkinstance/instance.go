@@ -287,8 +287,11 @@ type creator struct {
 
 // mkdirs creates path and its missing parents, top first, one message each.
 func (c *creator) mkdirs(path string) error {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return nil
+	if st, err := os.Stat(path); err == nil {
+		if st.IsDir() {
+			return nil
+		}
+		return fmt.Errorf("%s exists and is not a directory", path)
 	}
 	if parent := filepath.Dir(path); parent != path {
 		if st, err := os.Stat(parent); err != nil || !st.IsDir() {
