@@ -194,6 +194,11 @@ func TestZeoctlStartStatusStop(t *testing.T) {
 	if _, err := os.Stat(pidFile); err == nil {
 		t.Errorf("pid file left behind by a failed start")
 	}
+	// foreground: the server's output and exit status come through.
+	out, errOut, code = zeoctlRun("-C", conf, "foreground")
+	if code != 2 || out != "" || errOut != "stub: failing on purpose\n" {
+		t.Errorf("foreground: %d %q %q", code, out, errOut)
+	}
 }
 
 // A Unix-socket address (set with a -X override that zeoctl passes on).
