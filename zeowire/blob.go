@@ -16,6 +16,9 @@ const BlobChunkSize = 59000
 
 // BlobStorage is implemented by storages with a blob directory.
 type BlobStorage interface {
+	// BlobDir is the root of the blob tree; "" means this storage has no
+	// blob directory after all (blob calls then fail as without blobs).
+	BlobDir() string
 	// BlobTempDir is where the server writes uploads; it must be on the
 	// file system of the blob tree so that committing a blob is a rename.
 	BlobTempDir() string
@@ -66,7 +69,7 @@ func (b *blobUpload) discard() {
 
 func (c *serverConn) blobStorage() (BlobStorage, error) {
 	bs, ok := c.st.storage.(BlobStorage)
-	if !ok {
+	if !ok || bs.BlobDir() == "" {
 		return nil, errors.New("this storage has no blob directory")
 	}
 	return bs, nil
@@ -176,7 +179,7 @@ func blobOp(method string, oidV, serialV, dataV any) (op, error) {
 // it is contiguous, as with the single-threaded reference.
 func (c *serverConn) sendBlob(ctx context.Context, _ *Message, a []any) (any, error) {
 	bs, ok := c.st.storage.(BlobStorage)
-	if !ok {
+	if !ok || bs.BlobDir() == "" {
 		return nil, attributeError("sendBlob")
 	}
 	oid, err := argOid("sendBlob", a[0])

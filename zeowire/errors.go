@@ -151,6 +151,12 @@ func ErrorFromReply(args any) error {
 				}
 				return &POSKeyError{Oid: oid, Args: a}
 			}
+			// A missing blob: (message, oid, serial).
+			if len(a) == 3 {
+				if oid, err := AsOid(a[1]); err == nil {
+					return &POSKeyError{Oid: oid, Args: a}
+				}
+			}
 		}
 	case ClassReadOnlyError:
 		return ErrReadOnly

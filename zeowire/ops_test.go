@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,57 @@ func TestTLS(t *testing.T) {
 func writePEM(t *testing.T, path, typ string, der []byte) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// No goroutine survives closed clients and a shut-down server.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		srv := &zeowire.Server{Storages: map[string]zeowire.Storage{"1": memstore.New("m")}, Now: frozen}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(ln) }()
+		cx := ctx(t)
+		var conns []*zeowire.ClientConn
+		for range 5 {
+			c, err := zeowire.Dial(cx, ln.Addr().String(), zeowire.ClientOptions{Heartbeat: 10 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Register(cx, "1", false); err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		// One client vanishes mid-transaction, one waits for the lock.
+		conns[0].Async("tpc_begin", 1, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
+		conns[0].Call(cx, "vote", 1)
+		conns[1].Async("tpc_begin", 2, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
+		go conns[1].Call(cx, "vote", 2)
+		time.Sleep(50 * time.Millisecond)
+		for _, c := range conns[:3] {
+			c.Close()
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		for _, c := range conns[3:] {
+			<-c.Done()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }

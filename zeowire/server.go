@@ -386,10 +386,18 @@ func (l *commitLock) grant(w *lockWaiter, now time.Time) {
 	l.waited += now.Sub(w.queued)
 	if d := w.c.s.TransactionTimeout; d > 0 {
 		c := w.c
-		l.timer = time.AfterFunc(d, func() {
+		var timer *time.Timer
+		timer = time.AfterFunc(d, func() {
+			l.mu.Lock()
+			stale := l.timer != timer // released (and maybe re-granted) meanwhile
+			l.mu.Unlock()
+			if stale {
+				return
+			}
 			c.log.Error(fmt.Sprintf("Transaction timeout after %d seconds", int(d.Seconds())))
 			c.closeNow(errors.New("transaction timeout"))
 		})
+		l.timer = timer
 	}
 	close(w.ready)
 }

@@ -43,6 +43,9 @@ var (
 	_ zeowire.BlobTxn     = (*txn)(nil)
 )
 
+// BlobDir implements zeowire.BlobStorage.
+func (s *Store) BlobDir() string { return s.blobDir }
+
 // BlobTempDir implements zeowire.BlobStorage.
 func (s *Store) BlobTempDir() string { return filepath.Join(s.blobDir, "tmp") }
 
