@@ -332,6 +332,9 @@ func TestServerConfigReject(t *testing.T) {
 			if want := strings.ReplaceAll(tc.msg, "HOME", home); ce.Msg != want || ce.Line != tc.line || ce.Key != tc.key {
 				t.Errorf("got %q line %d key %q\nwant %q line %d key %q", ce.Msg, ce.Line, ce.Key, want, tc.line, tc.key)
 			}
+			if strings.HasSuffix(tc.name, "-address") && !strings.HasSuffix(err.Error(), "; ZEO 5 has no monitor port (server status: zodbctl connect … status)") {
+				t.Errorf("no hint: %s", err)
+			}
 			if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "file://") {
 				t.Errorf("not a one-line message naming the file: %q", err)
 			}

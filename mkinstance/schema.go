@@ -160,6 +160,15 @@ func (n *node) childrenOf(typ string) []*node {
 	return out
 }
 
+// removedKeyHints explain keys that ZEO 4 accepted and ZEO 5 rejects.
+var removedKeyHints = map[string]string{
+	"zeo/monitor-address":          "ZEO 5 has no monitor port (server status: zodbctl connect … status)",
+	"zeo/authentication-protocol":  "ZEO 5 removed authentication; use <ssl> with client certificates",
+	"zeo/authentication-database":  "ZEO 5 removed authentication; use <ssl> with client certificates",
+	"zeo/authentication-realm":     "ZEO 5 removed authentication; use <ssl> with client certificates",
+	"zeo/drop-cache-rather-verify": "removed in ZEO 5 (a client setting of <zeoclient>)",
+}
+
 // matcher checks a parsed tree against the schema.
 type matcher struct {
 	schema  *schema
@@ -193,7 +202,8 @@ func (m *matcher) match(sec *Section, info *sectionInfo, children []childInfo, k
 			if anyKeys {
 				continue
 			}
-			return nil, &ConfigError{File: kv.File, Line: kv.Line, Msg: pyRepr(kv.Key) + " is not a known key name"}
+			return nil, &ConfigError{File: kv.File, Line: kv.Line, Msg: pyRepr(kv.Key) + " is not a known key name",
+				Hint: removedKeyHints[sec.Type+"/"+key]}
 		}
 		if !k.multi && len(n.values[key]) > 0 {
 			return nil, &ConfigError{File: kv.File, Line: kv.Line, Msg: pyRepr(kv.Key) + " does not support multiple values"}

@@ -23,6 +23,7 @@ type ConfigError struct {
 	Line int    // 1-based line number, 0 if not tied to a line
 	Key  string // the key whose value is wrong, "" if none
 	Msg  string // ZConfig's message
+	Hint string // zodbctl's advice, after the location; may be ""
 	Err  error  // underlying error (file system), may be nil
 }
 
@@ -40,10 +41,14 @@ func (e *ConfigError) Error() string {
 	case e.File != "":
 		where = append(where, "in "+fileURL(e.File))
 	}
-	if len(where) == 0 {
-		return e.Msg
+	msg := e.Msg
+	if len(where) > 0 {
+		msg += " (" + strings.Join(where, ", ") + ")"
 	}
-	return e.Msg + " (" + strings.Join(where, ", ") + ")"
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
 }
 
 func (e *ConfigError) Unwrap() error { return e.Err }
