@@ -91,7 +91,7 @@ func (f *File) Transactions(opt IterOptions) iter.Seq2[*Txn, error] {
 			if h.Status == StatusCheckpoint {
 				return
 			}
-			if h.Len < 0 || pos+h.Len+TrailerLen > f.size {
+			if h.Len < 0 || h.Len > f.size || pos+h.Len+TrailerLen > f.size {
 				warn(fmt.Sprintf("%s truncated, possibly due to damaged records at %d", f.Name, pos))
 				return
 			}

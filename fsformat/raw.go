@@ -75,10 +75,7 @@ func RawScan(r io.ReaderAt, size int64, name string, v RawVisitor) error {
 			return formatErr(name, pos, "truncated transaction header: %d bytes, expected %d", len(hb), TxnHeaderLen)
 		}
 		h := ParseTxnHeader(hb)
-		if h.Len < 0 {
-			return formatErr(name, pos, "absurd transaction length %d", binary.BigEndian.Uint64(hb[8:16]))
-		}
-		end := pos + h.Len
+		end := pos + max(h.Len, 0)
 		metaLen := int64(h.UserLen) + int64(h.DescLen) + int64(h.ExtLen)
 		meta, err = read(metaLen, meta)
 		if err != nil {
@@ -99,6 +96,9 @@ func RawScan(r io.ReaderAt, size int64, name string, v RawVisitor) error {
 		meta = all
 		if v.Txn != nil {
 			v.Txn(pos, &h, u, d, e)
+		}
+		if h.Len < 0 || h.Len > size {
+			return formatErr(name, pos, "transaction length %d runs past the end of the file (%d bytes)", binary.BigEndian.Uint64(hb[8:16]), size)
 		}
 		for fp < end {
 			if fp >= size {

@@ -76,7 +76,7 @@ func ScanIndexReader(f io.ReaderAt, size int64, name string, idx Index, warn fun
 		}
 		ltid = h.Tid
 		res.LastTid = ltid
-		if h.Len < 0 || pos+h.Len+TrailerLen > size || h.Status == StatusCheckpoint {
+		if h.Len < 0 || h.Len > size || pos+h.Len+TrailerLen > size || h.Status == StatusCheckpoint {
 			res.Truncate, res.CopyTail = pos, true
 			res.TailWarning = fmt.Sprintf("%s truncated, possibly due to damaged records at %d", name, pos)
 			break

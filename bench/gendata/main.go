@@ -156,7 +156,7 @@ func generate(path string, target int64, seed uint64) (stats, error) {
 			}
 			var size int
 			switch x := r.IntN(100); {
-			case x < 78:
+			case x < 80:
 				size = 100 + r.IntN(300)
 			case x < 99:
 				size = 400 + r.IntN(3700)
