@@ -1,6 +1,7 @@
 package zeowire_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -275,4 +277,63 @@ func TestNoGoroutineLeak(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
+}
+
+// A client that stops reading must not hold up committers: once its
+// outbound queue is full it is disconnected (it would reconnect and catch up
+// with getInvalidations).
+func TestSlowClientDisconnected(t *testing.T) {
+	ts := startServer(t, func(s *zeowire.Server) { s.OutboundQueue = 4 })
+	w := dial(t, ts.addr, "1")
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	tid, err := commit(t, w, 1, [3][]byte{oidb(1), z64, big})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := dialRaw(t, ts.addr)
+	slow.recv()
+	slow.send([]byte("M5"))
+	slow.send(encodeM(t, zeowire.Message{ID: int64(1), Kind: zeowire.KindCall, Name: "register", Args: zeowire.Tuple{"1", true}}))
+	slow.recv()
+	// The slow client asks for 32 MiB and reads nothing: its socket buffers
+	// and its queue fill up.
+	for i := range 32 {
+		slow.send(encodeM(t, zeowire.Message{ID: int64(2 + i), Kind: zeowire.KindCall, Name: "loadBefore", Args: zeowire.Tuple{oidb(1), zeowire.MaxTid.Bytes()}}))
+	}
+	time.Sleep(200 * time.Millisecond)
+	// Commits go on; the first invalidation that does not fit closes it.
+	start := time.Now()
+	for n := range 5 {
+		if tid, err = commit(t, w, int64(n+2), [3][]byte{oidb(2), serialOf(n, tid), []byte("y")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("commits took %v with a stuck client", d)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(ts.logs.String(), "outbound queue full") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(ts.logs.String(), "outbound queue full") {
+		t.Fatal("the slow client was never disconnected")
+	}
+	// Its socket delivers what was sent, then EOF.
+	slow.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, err := slow.fr.ReadFrame(); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "reset") {
+				t.Fatalf("slow client: %v", err)
+			}
+			break
+		}
+	}
+}
+
+// serialOf is z64 for the first store of oid 2, then the last tid.
+func serialOf(n int, last zeowire.Tid) []byte {
+	if n == 0 {
+		return z64
+	}
+	return last.Bytes()
 }
