@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -80,6 +81,37 @@ func TestZeoctlHelperServer(t *testing.T) {
 	}
 }
 
+// stubServeCommand starts the stub server instead of `zodbctl serve`. The
+// stub starts in the package folder (test files here read testdata
+// relative to it at init), then execs the test binary.
+func stubServeCommand(pkgDir string) func(string, []string) ([]string, error) {
+	return func(conf string, passOn []string) ([]string, error) {
+		return append([]string{"/bin/sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", pkgDir,
+			os.Args[0], "-test.run=^TestZeoctlHelperServer$", "--", "serve", "-C", conf}, passOn...), nil
+	}
+}
+
+// zodbctlMainEnv makes the test binary act as the zodbctl binary (with the
+// stub server), so the generated bin/ scripts can be run for real.
+const zodbctlMainEnv = "ZODBCTL_TEST_MAIN"
+
+// TestZodbctlMainHelper is not a test: it is zodbctl's main for the scripts.
+func TestZodbctlMainHelper(t *testing.T) {
+	if os.Getenv(zodbctlMainEnv) == "" {
+		t.Skip("helper process for the bin/zeoctl test")
+	}
+	var args []string
+	for i, a := range os.Args {
+		if a == "--" {
+			args = os.Args[i+1:]
+			break
+		}
+	}
+	pkgDir, _ := os.Getwd()
+	zeoctlServeCommand = stubServeCommand(pkgDir)
+	os.Exit(Run(append([]string{"zodbctl"}, args...), os.Stdout, os.Stderr))
+}
+
 func zeoctlRun(args ...string) (string, string, int) {
 	var o, e bytes.Buffer
 	code := Run(append([]string{"zodbctl", "zeoctl"}, args...), &o, &e)
@@ -100,12 +132,7 @@ func TestZeoctlStartStatusStop(t *testing.T) {
 	old := zeoctlServeCommand
 	defer func() { zeoctlServeCommand = old }()
 	pkgDir, _ := os.Getwd()
-	zeoctlServeCommand = func(conf string, passOn []string) ([]string, error) {
-		// The stub starts in the package folder (test files here read
-		// testdata relative to it at init), then execs the test binary.
-		return append([]string{"/bin/sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", pkgDir,
-			os.Args[0], "-test.run=^TestZeoctlHelperServer$", "--", "serve", "-C", conf}, passOn...), nil
-	}
+	zeoctlServeCommand = stubServeCommand(pkgDir)
 	t.Setenv(zeoctlStubEnv, "1")
 
 	port := freePort(t)
@@ -126,6 +153,7 @@ func TestZeoctlStartStatusStop(t *testing.T) {
 		}
 		return out + errOut
 	}
+	defer zeoctlRun("-C", conf, "-X", "runner/stop-timeout=1", "stop") // no stray server if the test fails
 	check("status before", []string{"status"}, 3, "daemon manager not running\n")
 
 	out := check("start", []string{"start"}, 0, "daemon process started, pid=")
@@ -206,10 +234,7 @@ func TestZeoctlUnixSocket(t *testing.T) {
 	old := zeoctlServeCommand
 	defer func() { zeoctlServeCommand = old }()
 	pkgDir, _ := os.Getwd()
-	zeoctlServeCommand = func(conf string, passOn []string) ([]string, error) {
-		return append([]string{"/bin/sh", "-c", `cd "$1" && shift && exec "$@"`, "sh", pkgDir,
-			os.Args[0], "-test.run=^TestZeoctlHelperServer$", "--", "serve", "-C", conf}, passOn...), nil
-	}
+	zeoctlServeCommand = stubServeCommand(pkgDir)
 	t.Setenv(zeoctlStubEnv, "1")
 	home, err := os.MkdirTemp("", "zc")
 	if err != nil {
@@ -238,6 +263,56 @@ func TestZeoctlUnixSocket(t *testing.T) {
 	if code != 3 {
 		t.Errorf("still running after kill")
 		zeoctlRun(append(args, "stop")...)
+	}
+}
+
+// A generated two-storage instance starts, reports and stops through its
+// own bin/zeoctl script (the scripts run the test binary as zodbctl, and
+// the server is the stub until `serve` exists).
+func TestGeneratedInstanceScripts(t *testing.T) {
+	t.Setenv(zeoctlStubEnv, "1")
+	t.Setenv(zodbctlMainEnv, "1")
+	dir := t.TempDir()
+	wrapper := filepath.Join(dir, "zodbctl")
+	os.WriteFile(wrapper, []byte("#!/bin/sh\nexec '"+os.Args[0]+"' -test.run='^TestZodbctlMainHelper$' -- \"$@\"\n"), 0o755)
+	home := filepath.Join(dir, "inst")
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	err := mkinstance.Create(mkinstance.InstanceOptions{Home: home, Address: addr, Executable: wrapper,
+		Storages: []mkinstance.StorageSpec{{Name: "1", Path: "Data1.fs"}, {Name: "2", Path: "Data2.fs"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := func(name string, args ...string) (string, int) {
+		cmd := exec.Command(filepath.Join(home, "bin", name), args...)
+		out, err := cmd.Output()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	defer script("zeoctl", "stop") // no stray server if the test fails
+	if out, code := script("runzeo", "--check"); code != 0 || !strings.Contains(out, "storage 2 filestorage path="+home+"/var/Data2.fs") {
+		t.Fatalf("runzeo --check: %d %q", code, out)
+	}
+	if out, code := script("zeoctl", "status"); code != 3 || out != "daemon manager not running\n" {
+		t.Fatalf("status: %d %q", code, out)
+	}
+	out, code := script("zeoctl", "start")
+	if code != 0 || !strings.HasPrefix(out, "daemon process started, pid=") || !strings.HasSuffix(out, "listening on "+addr+"\n") {
+		t.Fatalf("start: %d %q", code, out)
+	}
+	if out, code := script("zeoctl", "status"); code != 0 || !strings.HasPrefix(out, "program running; pid=") {
+		t.Errorf("status: %d %q", code, out)
+	}
+	if out, code := script("zeoctl", "stop"); code != 0 || out != "daemon process stopped\n" {
+		t.Errorf("stop: %d %q", code, out)
+	}
+	if out, code := script("zeoctl", "status"); code != 3 {
+		t.Errorf("status after stop: %d %q", code, out)
 	}
 }
 
