@@ -129,9 +129,12 @@ type loader struct {
 	loaded bool
 }
 
-const readChunk = 256 << 10
+// minWindow is the initial read window; it doubles whenever one pickle
+// does not fit (a full bucket is 512 KiB).
+const minWindow = 32 << 10
 
-// fill reads more input, keeping buf[start:].
+// fill reads more input after buf[start:], moving that to the front and
+// growing the window when it is full.
 func (l *loader) fill() error {
 	if l.eof {
 		return io.ErrUnexpectedEOF
@@ -142,12 +145,12 @@ func (l *loader) fill() error {
 		l.buf = l.buf[:n]
 		l.start = 0
 	}
-	if cap(l.buf)-len(l.buf) < readChunk {
-		l.buf = append(make([]byte, 0, 2*cap(l.buf)+readChunk), l.buf...)
+	if len(l.buf) == cap(l.buf) {
+		l.buf = append(make([]byte, 0, max(2*cap(l.buf), minWindow)), l.buf...)
 	}
-	n, err := io.ReadFull(l.r, l.buf[len(l.buf):cap(l.buf)])
+	n, err := io.ReadAtLeast(l.r, l.buf[len(l.buf):cap(l.buf)], 1)
 	l.buf = l.buf[:len(l.buf)+n]
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
+	if err == io.EOF {
 		l.eof = true
 		return nil
 	}
