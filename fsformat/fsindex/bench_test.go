@@ -58,3 +58,31 @@ func BenchmarkLoadSave(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadMemory reports the heap bytes per oid of an index read from a
+// file (1M dense oids).
+func BenchmarkLoadMemory(b *testing.B) {
+	const n = 1 << 20
+	x := New()
+	for i := uint64(0); i < n; i++ {
+		x.Set(i, i*100)
+	}
+	var buf bytes.Buffer
+	if err := x.Save(&buf, 1<<40); err != nil {
+		b.Fatal(err)
+	}
+	x = nil
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		y, _, err := Load(bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/oid")
+		runtime.KeepAlive(y)
+	}
+}

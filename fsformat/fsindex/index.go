@@ -16,8 +16,8 @@
 // fsIndex keeps). That is 7 bytes per oid plus about 100 bytes per page
 // (map entry, page header, slice headers and append slack). For the usual
 // dense oids that makes about 9.3 bytes per object (BenchmarkSet: 1M
-// ascending oids); an index read from a file has no append slack (about 7.5
-// bytes per object). Sparse oids cost up to ~110 bytes each. fsIndex's own
+// ascending oids); an index read from a file has no append slack (7.3
+// bytes per object, BenchmarkLoadMemory). Sparse oids cost up to ~110 bytes each. fsIndex's own
 // prefix → bucket split (65536 entries per bucket) would make an insert in
 // the middle of a bucket move up to 512 KiB; pages of 256 bound that to
 // 2 KiB.

@@ -157,7 +157,11 @@ func TestSaveMatchesPickler(t *testing.T) {
 				t.Fatalf("Get(%x) = %d %v, want %d", oid, p, ok, pos)
 			}
 		}
-		for _, pos := range []uint64{100, 255, 256, 65535, 65536, 1<<31 - 1, 1 << 31, 1<<32 + 7, MaxPos - 1} {
+		positions := []uint64{100, 255, 256, 65535, 65536, 1<<31 - 1, 1 << 31, 1<<32 + 7, MaxPos - 1}
+		if n > 1000 {
+			positions = positions[7:] // the pos pickle is checked on the small ones
+		}
+		for _, pos := range positions {
 			var buf bytes.Buffer
 			if err := x.Save(&buf, pos); err != nil {
 				t.Fatal(err)
