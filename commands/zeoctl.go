@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -100,6 +101,10 @@ func zeoctlAction(c *cli.Context) error {
 	}
 	for _, x := range c.StringSlice("define") {
 		passOn = append(passOn, "--define", x)
+	}
+	// The server runs in the instance folder: give it an absolute path.
+	if abs, err := filepath.Abs(conf); err == nil {
+		conf = abs
 	}
 	argv, err := zeoctlServeCommand(conf, passOn)
 	if err != nil {

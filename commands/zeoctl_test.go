@@ -245,7 +245,12 @@ func TestZeoctlUnixSocket(t *testing.T) {
 		t.Fatal(stderr)
 	}
 	sock := filepath.Join(home, "var", "zeo.sock")
-	args := []string{"-C", filepath.Join(home, "etc", "zeo.conf"), "-X", "zeo/address=" + sock}
+	// A relative -C works although the server runs in the instance folder.
+	rel, err := filepath.Rel(pkgDir, filepath.Join(home, "etc", "zeo.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-C", rel, "-X", "zeo/address=" + sock}
 	out, errOut, code := zeoctlRun(append(args, "start")...)
 	if code != 0 || !strings.HasSuffix(out, "listening on "+sock+"\n") {
 		t.Fatalf("start: %d %q %q", code, out, errOut)
