@@ -354,7 +354,7 @@ func replay(t *testing.T, name, path string) {
 	t.Logf("%d server frames byte-identical, %d equal with the allowed differences", exact, semantic)
 }
 
-func readTranscript(t *testing.T, path string) []record {
+func readTranscript(t testing.TB, path string) []record {
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
