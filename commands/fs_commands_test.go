@@ -184,6 +184,13 @@ func TestJSON(t *testing.T) {
 	if n := strings.Count(text, "  data #"); n != records {
 		t.Errorf("%d records in JSON, %d in text", records, n)
 	}
+	// the extension pickle {'app': 'zodbctl-refgen', 'request': '/manage_setup'}
+	// of the second transaction is decoded
+	var second struct{ Extension map[string]any }
+	json.Unmarshal([]byte(lines[1]), &second)
+	if second.Extension["app"] != "zodbctl-refgen" || second.Extension["request"] != "/manage_setup" || len(second.Extension) != 2 {
+		t.Errorf("extension of transaction 1: %v", second.Extension)
+	}
 
 	// verify --json ends with the verdict
 	js, _, exit = run(t, "verify", "--json", "basic.fs")

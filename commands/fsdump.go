@@ -31,8 +31,8 @@ exits 1; FS21 (Python 2) files are dumped like FS30 ones.
 --json (which ignores --verbose) writes JSON Lines, one object per
 transaction:
   tid, time (RFC 3339), pos, size (tlen), status, user, description
-  (user_base64/description_base64 when not UTF-8), extension (base64 of the
-  pickle, omitted when empty), data_pos, records: [{oid, pos, class, size,
+  (user_base64/description_base64 when not UTF-8), extension (the decoded
+  dict, omitted when empty; extension_base64 if it is not a dict), data_pos, records: [{oid, pos, class, size,
   serial, prev, back_pointer (backpointer records), back_tid, deleted (no
   data: undone creation or deleteObject)}].
 

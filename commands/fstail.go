@@ -34,7 +34,7 @@ naming the position, exit 1, after the transactions already printed.
 
 --json writes JSON Lines, one object per transaction: tid, time (RFC 3339),
 pos, size (tlen), status, user, description (user_base64/description_base64
-when not UTF-8), extension (base64 of the pickle), data_pos, hash (SHA-1 hex
+when not UTF-8), extension (the decoded dict), data_pos, hash (SHA-1 hex
 of the data records), records: [{oid, pos, size, serial, prev,
 back_pointer}] (headers only; classes are not resolved).
 

@@ -4,11 +4,16 @@ import (
 	"bufio"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math"
+	"math/big"
 	"time"
 	"unicode/utf8"
 
 	"github.com/zodbctl/zodbctl/fsformat"
+	"github.com/zodbctl/zodbctl/fsformat/pickle"
+	"github.com/zodbctl/zodbctl/fsformat/pyrepr"
 )
 
 // JSON Lines output shared by the commands' --json modes: one JSON object
@@ -20,7 +25,12 @@ import (
 //   - byte strings from the file (user, description) are JSON strings when
 //     they are valid UTF-8; otherwise invalid bytes become U+FFFD and the
 //     exact bytes are given base64-encoded in a parallel "<field>_base64";
-//   - positions and sizes are integers.
+//   - positions and sizes are integers;
+//   - the transaction extension (a pickled dict) is decoded into a JSON
+//     object: str and UTF-8 bytes become strings, other bytes base64,
+//     tuples and lists arrays, anything else (classes, objects) its Go
+//     description as a string; a pickle that is not a dict is given raw in
+//     "extension_base64" instead.
 
 // jsonLines writes one JSON value per line and flushes each line.
 type jsonLines struct {
@@ -77,7 +87,8 @@ type txnJSON struct {
 	UserBase64        string       `json:"user_base64,omitempty"`
 	Description       string       `json:"description"`
 	DescriptionBase64 string       `json:"description_base64,omitempty"`
-	Extension         string       `json:"extension,omitempty"` // base64 of the raw extension pickle
+	Extension         any          `json:"extension,omitempty"`        // the extension dict, decoded
+	ExtensionBase64   string       `json:"extension_base64,omitempty"` // raw pickle, when it does not decode to a dict
 	DataPos           int64        `json:"data_pos"`
 	Hash              string       `json:"hash,omitempty"`
 	Records           []recordJSON `json:"records"`
@@ -110,7 +121,63 @@ func newTxnJSON(t *fsformat.TxnHeader, pos int64, user, desc, ext []byte, recs [
 	j.User, j.UserBase64 = jsonBytes(user)
 	j.Description, j.DescriptionBase64 = jsonBytes(desc)
 	if len(ext) > 0 {
-		j.Extension = base64.StdEncoding.EncodeToString(ext)
+		j.Extension, j.ExtensionBase64 = extensionJSON(ext)
 	}
 	return j
+}
+
+// extensionJSON decodes a transaction extension pickle for JSON output.
+func extensionJSON(ext []byte) (obj any, raw string) {
+	var d pickle.Decoder
+	d.FindGlobal = pickle.AnyGlobal
+	d.Reset(ext)
+	v, err := d.Decode()
+	if dict, ok := v.(pickle.Dict); err == nil && ok {
+		return pickleToJSON(dict), ""
+	}
+	return nil, base64.StdEncoding.EncodeToString(ext)
+}
+
+// pickleToJSON maps decoded pickle values to values encoding/json renders.
+func pickleToJSON(v any) any {
+	switch x := v.(type) {
+	case nil, bool, int64, string:
+		return x
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return pyrepr.Float(x)
+		}
+		return x
+	case *big.Int:
+		return json.Number(x.String())
+	case []byte:
+		if utf8.Valid(x) {
+			return string(x)
+		}
+		return base64.StdEncoding.EncodeToString(x)
+	case pickle.Tuple:
+		return pickleListJSON(x)
+	case pickle.List:
+		return pickleListJSON(x)
+	case pickle.Dict:
+		m := make(map[string]any, len(x))
+		for _, kv := range x {
+			k, ok := pickleToJSON(kv.Key).(string)
+			if !ok {
+				k = fmt.Sprint(pickleToJSON(kv.Key))
+			}
+			m[k] = pickleToJSON(kv.Value)
+		}
+		return m
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func pickleListJSON(items []any) []any {
+	out := make([]any, len(items))
+	for i, it := range items {
+		out[i] = pickleToJSON(it)
+	}
+	return out
 }

@@ -29,7 +29,7 @@ data record.
 
 --json writes JSON Lines, one object per checked transaction: tid, time
 (RFC 3339), pos, size (tlen), status, user, description (as in fsdump),
-extension (base64), data_pos, records: [{oid, pos, size (plen), serial,
+extension (decoded), data_pos, records: [{oid, pos, size (plen), serial,
 prev}]; then a final {"ok": true} or {"ok": false, "error":
 "<fstest message>", "pos": N}.
 
