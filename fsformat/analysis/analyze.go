@@ -26,7 +26,7 @@ type Analysis struct {
 
 	types    map[string]int32 // type name → index
 	typeList []typeStats
-	oids     map[fsformat.Oid]oidInfo
+	oids     oidMap[oidInfo]
 	// Errors are the messages analyze.py prints when the type of a record
 	// cannot be computed (in file order, with the record position).
 	Errors []RecordError
@@ -45,7 +45,7 @@ type typeStats struct {
 	bytes int64
 }
 
-// oidInfo is kept per object: 8 bytes + the map's key and overhead.
+// oidInfo is kept per object: 8 bytes in a dense slice (oidMap).
 type oidInfo struct {
 	typ  int32 // index in typeList
 	size int32 // size of the latest revision (records are < 2 GiB)
@@ -71,7 +71,7 @@ func (a *Analysis) Types() []TypeStats {
 // Analyze iterates f like analyze.py (FileIterator semantics, backpointers
 // resolved). warn receives the iterator's warnings.
 func Analyze(f *fsformat.File, warn func(string)) (*Analysis, error) {
-	a := &Analysis{types: make(map[string]int32), oids: make(map[fsformat.Oid]oidInfo)}
+	a := &Analysis{types: make(map[string]int32)}
 	var sc refs.Scanner
 	var typ []byte
 	for txn, err := range f.Transactions(fsformat.IterOptions{Warn: warn}) {
@@ -100,7 +100,7 @@ func Analyze(f *fsformat.File, warn func(string)) (*Analysis, error) {
 			}
 			size := int64(len(data))
 			a.Bytes += size
-			info, seen := a.oids[rec.Oid]
+			info, seen := a.oids.get(rec.Oid)
 			if !seen {
 				typ, err = sc.AnalyzeType(data, typ[:0])
 				if err != nil {
@@ -122,7 +122,7 @@ func Analyze(f *fsformat.File, warn func(string)) (*Analysis, error) {
 				a.CurrentBytes += size - int64(info.size)
 			}
 			info.size = int32(size)
-			a.oids[rec.Oid] = info
+			a.oids.set(rec.Oid, info)
 			t := &a.typeList[info.typ]
 			t.count++
 			t.bytes += size

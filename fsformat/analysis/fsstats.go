@@ -140,8 +140,8 @@ type Stats struct {
 	seenTxn    bool
 	objects    int64 // records in the current transaction
 
-	oids       map[uint64]int32 // oid → index in revisions
-	revisions  []int32          // revisions per oid, in first-seen order
+	oids       oidMap[int32] // oid → index in revisions
+	revisions  []int32       // revisions per oid, in first-seen order
 	classIndex map[string]int
 	classes    []*classStats // in first-seen order
 	// oidClasses remembers (class, oid) pairs already listed, for oids
@@ -158,7 +158,7 @@ type classStats struct {
 
 // NewStats returns empty statistics.
 func NewStats() *Stats {
-	return &Stats{oids: make(map[uint64]int32), classIndex: make(map[string]int)}
+	return &Stats{classIndex: make(map[string]int)}
 }
 
 // Txn starts a transaction of tlen bytes (a "Trans" line of fsdump).
@@ -179,7 +179,7 @@ func (s *Stats) Record(oid uint64, size int64, class []byte) {
 		class = class[:i]
 	}
 	s.objSize.Add(size)
-	oi, ok := s.oids[oid]
+	oi, ok := s.oids.get(fsformat.Oid(oid))
 	ci, cok := s.classIndex[string(class)]
 	if !cok {
 		ci = len(s.classes)
@@ -190,7 +190,7 @@ func (s *Stats) Record(oid uint64, size int64, class []byte) {
 	c.size.Add(size)
 	if !ok {
 		oi = int32(len(s.revisions))
-		s.oids[oid] = oi
+		s.oids.set(fsformat.Oid(oid), oi)
 		s.revisions = append(s.revisions, 0)
 		s.oidClass = append(s.oidClass, int32(ci))
 		c.oids = append(c.oids, oi)

@@ -69,3 +69,25 @@ func TestOidIndexAbsentIsZero(t *testing.T) {
 		}
 	}
 }
+
+func TestOidMap(t *testing.T) {
+	var m oidMap[int32]
+	want := map[fsformat.Oid]int32{0: 1, 3: 0, 100000: 7, 1 << 45: 9, 64: 2}
+	for oid, v := range want {
+		m.set(oid, v)
+	}
+	m.set(3, 0)
+	if m.len() != len(want) {
+		t.Errorf("len %d", m.len())
+	}
+	for oid, v := range want {
+		if got, ok := m.get(oid); !ok || got != v {
+			t.Errorf("get(%d) = %d, %v", oid, got, ok)
+		}
+	}
+	for _, oid := range []fsformat.Oid{1, 63, 65, 99999, 1 << 44} {
+		if _, ok := m.get(oid); ok {
+			t.Errorf("get(%d) found", oid)
+		}
+	}
+}

@@ -89,3 +89,66 @@ func (x *OidIndex) All() iter.Seq2[fsformat.Oid, int64] {
 		}
 	}
 }
+
+// oidMap is a map from oid to V with OidIndex's layout: a slice for the
+// dense range of oids (plus a presence bitmap), a Go map beyond it. It
+// replaces map[Oid]V in per-record loops, where hashing and cache misses
+// dominate.
+type oidMap[V any] struct {
+	dense  []V
+	has    []uint64
+	sparse map[fsformat.Oid]V
+	n      int
+}
+
+func (m *oidMap[V]) get(oid fsformat.Oid) (V, bool) {
+	if uint64(oid) < uint64(len(m.dense)) {
+		if m.has[oid/64]&(1<<(oid%64)) != 0 {
+			return m.dense[oid], true
+		}
+		var zero V
+		return zero, false
+	}
+	v, ok := m.sparse[oid]
+	return v, ok
+}
+
+func (m *oidMap[V]) set(oid fsformat.Oid, v V) {
+	if uint64(oid) >= uint64(len(m.dense)) && uint64(oid) < 4*uint64(m.n+1)+denseSlack {
+		n := int(oid) + 1
+		if n > cap(m.dense) {
+			d := make([]V, n, max(n, 2*cap(m.dense)))
+			copy(d, m.dense)
+			m.dense = d
+		} else {
+			m.dense = m.dense[:n]
+		}
+		for len(m.has) < (n+63)/64 {
+			m.has = append(m.has, 0)
+		}
+		for o, sv := range m.sparse {
+			if uint64(o) < uint64(n) {
+				m.dense[o] = sv
+				m.has[o/64] |= 1 << (o % 64)
+				delete(m.sparse, o)
+			}
+		}
+	}
+	if uint64(oid) < uint64(len(m.dense)) {
+		if m.has[oid/64]&(1<<(oid%64)) == 0 {
+			m.has[oid/64] |= 1 << (oid % 64)
+			m.n++
+		}
+		m.dense[oid] = v
+		return
+	}
+	if m.sparse == nil {
+		m.sparse = make(map[fsformat.Oid]V)
+	}
+	if _, ok := m.sparse[oid]; !ok {
+		m.n++
+	}
+	m.sparse[oid] = v
+}
+
+func (m *oidMap[V]) len() int { return m.n }
