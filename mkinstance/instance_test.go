@@ -82,3 +82,26 @@ func TestCreateRejects(t *testing.T) {
 		t.Errorf("%+v %v", s, err)
 	}
 }
+
+func TestSystemdUnit(t *testing.T) {
+	got := SystemdUnit(InstanceOptions{Home: `/srv/zeo 100%`})
+	want := `[Unit]
+Description=ZEO server /srv/zeo 100%%
+After=network.target
+
+[Service]
+Type=simple
+WorkingDirectory=/srv/zeo 100%%
+ExecStart="/srv/zeo 100%%/bin/runzeo"
+KillSignal=SIGTERM
+TimeoutStopSec=300
+Restart=on-failure
+RestartPreventExitStatus=2
+
+[Install]
+WantedBy=multi-user.target
+`
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
