@@ -323,9 +323,8 @@ func (a *Appender) Commit() (Tid, error) {
 	if !a.in {
 		return 0, errors.New("fsformat: Commit outside a transaction")
 	}
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(a.tlen))
-	if _, err := a.w.Write(b[:]); err != nil {
+	b := binary.BigEndian.AppendUint64(a.buf[:0], uint64(a.tlen))
+	if _, err := a.w.Write(b); err != nil {
 		a.Abort()
 		return 0, err
 	}
@@ -333,11 +332,12 @@ func (a *Appender) Commit() (Tid, error) {
 		a.Abort()
 		return 0, err
 	}
-	if _, err := a.f.WriteAt(b[:], a.tpos+8); err != nil {
+	if _, err := a.f.WriteAt(b, a.tpos+8); err != nil {
 		a.Abort()
 		return 0, err
 	}
-	if _, err := a.f.WriteAt([]byte{a.status}, a.tpos+16); err != nil {
+	b = append(b[:0], a.status)
+	if _, err := a.f.WriteAt(b, a.tpos+16); err != nil {
 		a.Abort()
 		return 0, err
 	}
