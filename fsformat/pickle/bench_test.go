@@ -25,7 +25,7 @@ func BenchmarkEncodeLoadBeforeReply(b *testing.B) {
 	oid := []byte{0, 0, 0, 0, 0, 0, 0, 1}
 	tid := []byte{3, 0xac, 0x11, 0xb7, 0x71, 0xfa, 0x1c, 0}
 	data := make([]byte, 200)
-	msg := Tuple{Tuple{oid, tid}, int64(0), ".reply", Tuple{data, tid, nil}}
+	var msg any = Tuple{Tuple{oid, tid}, int64(0), ".reply", Tuple{data, tid, nil}}
 	e := Encoder{Protocol: 3, Fast: true}
 	var buf []byte
 	b.ReportAllocs()

@@ -61,7 +61,7 @@ var errEarlier = errors.New("modifying a container of an earlier pickle is not s
 // still a box (so that the tuple sees later mutations of that item).
 func (d *Decoder) makeTuple(items []any) any {
 	if len(items) == 0 {
-		return Tuple{}
+		return emptyTuple
 	}
 	t := append(make(Tuple, 0, len(items)), items...)
 	for _, it := range items {

@@ -24,6 +24,9 @@ var (
 	errTooDeep   = errors.New("value nested too deeply")
 )
 
+// emptyTuple is boxed once: every () decodes to it without allocating.
+var emptyTuple any = Tuple{}
+
 // Decoder reads pickles from a byte slice. Several pickles can follow each
 // other in the input (a ZODB data record holds two that share one memo): each
 // Decode call reads the next one, and the memo is kept until Reset.
@@ -56,6 +59,33 @@ type Decoder struct {
 	// (indexes are chosen by the pickle, so they are not trusted to be dense).
 	sparse    map[uint64]any
 	memoCount int
+	// strs caches short str values, boxed: method names and dict keys
+	// repeat from message to message, and a cached one costs no allocation.
+	// It survives Reset (it holds only immutable strings).
+	strs map[string]any
+}
+
+// Bounds of the short-str cache.
+const (
+	maxCachedStr  = 32
+	maxCachedStrs = 1024
+)
+
+// str returns the str value of b, from the cache when b is short.
+func (d *Decoder) str(b []byte) any {
+	if len(b) > maxCachedStr {
+		return string(b)
+	}
+	if v, ok := d.strs[string(b)]; ok {
+		return v
+	}
+	if d.strs == nil || len(d.strs) >= maxCachedStrs {
+		d.strs = make(map[string]any)
+	}
+	s := string(b)
+	v := any(s)
+	d.strs[s] = v
+	return v
 }
 
 type memoSlot struct {
@@ -513,7 +543,7 @@ func (d *Decoder) step(op byte) error {
 		if err := checkUTF8(s); err != nil {
 			return err
 		}
-		d.push(string(s))
+		d.push(d.str(s))
 	case opShortBinunicode:
 		n, err := d.readByte()
 		if err != nil {
@@ -526,7 +556,7 @@ func (d *Decoder) step(op byte) error {
 		if err := checkUTF8(s); err != nil {
 			return err
 		}
-		d.push(string(s))
+		d.push(d.str(s))
 	case opBinunicode8:
 		b, err := d.read(8)
 		if err != nil {
@@ -539,10 +569,10 @@ func (d *Decoder) step(op byte) error {
 		if err := checkUTF8(s); err != nil {
 			return err
 		}
-		d.push(string(s))
+		d.push(d.str(s))
 
 	case opEmptyTuple:
-		d.push(Tuple{})
+		d.push(emptyTuple)
 	case opTuple1, opTuple2, opTuple3:
 		n := int(op-opTuple1) + 1
 		if len(d.stack)-n < d.fence() {

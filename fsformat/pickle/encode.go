@@ -350,21 +350,21 @@ func (e *Encoder) saveValue(v any, depth int) error {
 	}
 	switch x := v.(type) {
 	case string:
-		return e.saveStr(x)
+		return e.saveStr(x, v)
 	case []byte:
-		return e.saveBytes(x, depth)
+		return e.saveBytes(x, v, depth)
 	case Tuple:
-		return e.saveTuple(x, depth)
+		return e.saveTuple(x, v, depth)
 	case List:
-		return e.saveList(x, depth)
+		return e.saveList(x, v, depth)
 	case []any:
-		return e.saveList(x, depth)
+		return e.saveList(x, v, depth)
 	case Dict:
-		return e.saveDict(x, depth)
+		return e.saveDict(x, v, depth)
 	case *Set:
 		return e.saveSet(x, depth)
 	case Global:
-		return e.saveGlobal(x)
+		return e.saveGlobal(x, v)
 	case PersistentRef:
 		return e.savePers(x, depth)
 	case *Object:
@@ -496,7 +496,9 @@ func (e *Encoder) saveFloat(f float64) {
 	e.write(b[:]...)
 }
 
-func (e *Encoder) saveStr(s string) error {
+// saveStr saves s; v is s as an interface value (passed down so that fast
+// mode, which memoizes nothing, does not box it again).
+func (e *Encoder) saveStr(s string, v any) error {
 	if e.Protocol == 0 {
 		e.write(opUnicode)
 		e.startFrame()
@@ -521,7 +523,9 @@ func (e *Encoder) saveStr(s string) error {
 			return errors.New("pickle: cannot serialize a string larger than 4GiB")
 		}
 	}
-	e.memoPut(s)
+	if !e.Fast {
+		e.memoPut(v)
+	}
 	return nil
 }
 
@@ -565,7 +569,7 @@ func appendRawUnicodeEscape(dst []byte, s string) []byte {
 // _codecs.encode when pickling bytes with protocols 0–2.
 var latin1Name = "latin1"
 
-func (e *Encoder) saveBytes(b []byte, depth int) error {
+func (e *Encoder) saveBytes(b []byte, v any, depth int) error {
 	if e.Protocol < 3 {
 		// CPython fakes bytes with a REDUCE: _codecs.encode(latin1 text,
 		// 'latin1'), or bytes() when empty.
@@ -579,7 +583,7 @@ func (e *Encoder) saveBytes(b []byte, depth int) error {
 			}
 			red = &Object{Callable: Global{"_codecs", "encode"}, Args: Tuple{string(text), latin1Name}}
 		}
-		return e.saveReduce(red, b, depth)
+		return e.saveReduce(red, v, depth)
 	}
 	n := len(b)
 	var hdr [9]byte
@@ -598,7 +602,9 @@ func (e *Encoder) saveBytes(b []byte, depth int) error {
 	default:
 		return errors.New("pickle: cannot serialize a bytes object larger than 4 GiB")
 	}
-	e.memoPut(b)
+	if !e.Fast {
+		e.memoPut(v)
+	}
 	return nil
 }
 
@@ -608,7 +614,7 @@ func unsafeString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-func (e *Encoder) saveTuple(t Tuple, depth int) error {
+func (e *Encoder) saveTuple(t Tuple, v any, depth int) error {
 	n := len(t)
 	if n == 0 {
 		if e.Protocol >= 1 {
@@ -626,7 +632,7 @@ func (e *Encoder) saveTuple(t Tuple, depth int) error {
 		}
 		// A tuple reached again through its own items is already memoized:
 		// drop the items and fetch it.
-		if idx, ok := e.inMemo(t); ok {
+		if idx, ok := e.inMemo(v); ok {
 			for i := 0; i < n; i++ {
 				e.write(opPop)
 			}
@@ -634,7 +640,9 @@ func (e *Encoder) saveTuple(t Tuple, depth int) error {
 			return nil
 		}
 		e.write(byte(opTuple1 + n - 1))
-		e.memoPut(t)
+		if !e.Fast {
+			e.memoPut(v)
+		}
 		return nil
 	}
 	e.write(opMark)
@@ -643,7 +651,7 @@ func (e *Encoder) saveTuple(t Tuple, depth int) error {
 			return err
 		}
 	}
-	if idx, ok := e.inMemo(t); ok {
+	if idx, ok := e.inMemo(v); ok {
 		if e.Protocol >= 1 {
 			e.write(opPopMark)
 		} else {
@@ -655,19 +663,20 @@ func (e *Encoder) saveTuple(t Tuple, depth int) error {
 		return nil
 	}
 	e.write(opTuple)
-	e.memoPut(t)
+	if !e.Fast {
+		e.memoPut(v)
+	}
 	return nil
 }
 
-func (e *Encoder) saveList(l []any, depth int) error {
+func (e *Encoder) saveList(l []any, v any, depth int) error {
 	if e.Protocol >= 1 {
 		e.write(opEmptyList)
 	} else {
 		e.write(opMark, opList)
 	}
-	e.memoPut(List(l))
-	if e.Fast && len(l) > 0 && depth > maxDepth/2 {
-		return errTooDeep
+	if !e.Fast {
+		e.memoPut(v)
 	}
 	if e.Protocol == 0 {
 		for _, it := range l {
@@ -697,13 +706,15 @@ func (e *Encoder) saveList(l []any, depth int) error {
 	return nil
 }
 
-func (e *Encoder) saveDict(d Dict, depth int) error {
+func (e *Encoder) saveDict(d Dict, v any, depth int) error {
 	if e.Protocol >= 1 {
 		e.write(opEmptyDict)
 	} else {
 		e.write(opMark, opDict)
 	}
-	e.memoPut(d)
+	if !e.Fast {
+		e.memoPut(v)
+	}
 	if len(d) == 0 {
 		return nil
 	}
@@ -793,7 +804,7 @@ func (e *Encoder) saveSet(s *Set, depth int) error {
 	return nil
 }
 
-func (e *Encoder) saveGlobal(g Global) error {
+func (e *Encoder) saveGlobal(g Global, v any) error {
 	if e.Protocol >= 4 {
 		// The module name str is shared by all classes of a module and the
 		// qualified name by nothing else: identify both by value.
@@ -819,7 +830,9 @@ func (e *Encoder) saveGlobal(g Global) error {
 		e.writeString(name)
 		e.write('\n')
 	}
-	e.memoPut(g)
+	if !e.Fast {
+		e.memoPut(v)
+	}
 	return nil
 }
 
@@ -832,7 +845,7 @@ func (e *Encoder) saveIdentified(s string, kind byte) error {
 			return nil
 		}
 	}
-	if err := e.saveStr(s); err != nil {
+	if err := e.saveStr(s, s); err != nil {
 		return err
 	}
 	if !e.Fast {

@@ -112,6 +112,23 @@ func equalDepth(a, b any, depth int) bool {
 	if depth > maxDepth {
 		return false
 	}
+	// Fast paths for the common same-type comparisons.
+	switch x := a.(type) {
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && string(x) == string(y)
+	case int64:
+		if y, ok := b.(int64); ok {
+			return x == y
+		}
+	case bool:
+		if y, ok := b.(bool); ok {
+			return x == y
+		}
+	}
 	if na, ok := numeric(a); ok {
 		nb, ok := numeric(b)
 		return ok && na.Cmp(nb) == 0
