@@ -150,6 +150,12 @@ func TestServerConfigAccept(t *testing.T) {
 				t.Errorf("%+v", c.ZEO.Address)
 			}
 		}},
+		{"python white space", "<zeo>\n\x1caddress\v8800\u00a0\n</zeo>\n%define\u2003X\u2003 y z\n<mappingstorage>\nname $X\n</mappingstorage>\n", nil,
+			func(t *testing.T, c *ServerConfig, home string) {
+				if c.ZEO.Address.Port != 8800 || c.Storages[0].Mapping.Name != "y z" {
+					t.Errorf("%+v %q", c.ZEO.Address, c.Storages[0].Mapping.Name)
+				}
+			}},
 		{"include", zeo + "%include inc.conf\n", map[string]string{"etc/inc.conf": "<filestorage inc>\npath $INSTANCE/var/i.fs\n</filestorage>\n%define LATE yes\n"},
 			func(t *testing.T, c *ServerConfig, home string) {
 				if c.Storages[0].Name != "inc" || c.Defines["late"] != "yes" {

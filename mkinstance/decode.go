@@ -299,7 +299,7 @@ func unescapeFormat(s string) string {
 
 func (d *decoder) runner(n *node) *RunnerConfig {
 	r := &RunnerConfig{
-		Program:              strings.Fields(d.str(n, "program", "")),
+		Program:              pySplit(d.str(n, "program", "")),
 		Python:               d.path(n, "python", existingPath),
 		Zdrun:                d.path(n, "zdrun", existingPath),
 		SocketName:           d.path(n, "socket-name", existingParentDirpath),
@@ -308,7 +308,7 @@ func (d *decoder) runner(n *node) *RunnerConfig {
 		BackoffLimit:         d.integer(n, "backoff-limit", 10),
 		Forever:              d.boolean(n, "forever", false),
 		ExitCodes:            []int{0, 2},
-		StartTestProgram:     strings.Fields(d.str(n, "start-test-program", "")),
+		StartTestProgram:     pySplit(d.str(n, "start-test-program", "")),
 		StartTimeout:         time.Duration(d.integer(n, "start-timeout", 300)) * time.Second,
 		StopTimeout:          time.Duration(d.integer(n, "stop-timeout", 300)) * time.Second,
 		User:                 d.str(n, "user", ""),

@@ -124,7 +124,7 @@ func ParseAddress(s string, binding bool) (Address, error) {
 	} else if port, err := portNumber(s); err == nil {
 		a.Port = port
 	} else {
-		if len(strings.Fields(s)) != 1 {
+		if len(pySplit(s)) != 1 {
 			return Address{}, errors.New("not a valid host name: " + pyRepr(s))
 		}
 		a.Host = strings.ToLower(s)
@@ -152,7 +152,7 @@ func portNumber(s string) (int, error) {
 // pyInt converts like Python's int(): surrounding white space, a sign and
 // underscores between digits are allowed; the error text is Python's.
 func pyInt(s string) (int64, error) {
-	t := strings.TrimSpace(s)
+	t := pyStrip(s)
 	digits := strings.TrimLeft(t, "+-")
 	ok := len(t)-len(digits) <= 1 && digits != "" && digits[0] != '_' && digits[len(digits)-1] != '_' &&
 		!strings.Contains(digits, "__")
@@ -168,7 +168,7 @@ func pyInt(s string) (int64, error) {
 }
 
 func pyFloat(s string) (float64, error) {
-	t := strings.ReplaceAll(strings.TrimSpace(s), "_", "")
+	t := strings.ReplaceAll(pyStrip(s), "_", "")
 	f, err := strconv.ParseFloat(t, 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) || strings.HasPrefix(strings.ToLower(t), "0x") {
 		return 0, fmt.Errorf("could not convert string to float: %s", pyRepr(s))

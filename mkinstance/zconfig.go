@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -122,10 +123,27 @@ const (
 var (
 	// keyValueRE is ZConfig's key line: a name without white space or
 	// parentheses, then optional white space and the value.
-	keyValueRE     = regexp.MustCompile(`^([^\s()]+)\s*(\S.*)?$`)
-	sectionStartRE = regexp.MustCompile(`^([^\s()]+)(?:\s+([^\s()]+))?$`)
+	keyValueRE     = regexp.MustCompile(`^([^` + pySpace + `()]+)[` + pySpace + `]*([^` + pySpace + `].*)?$`)
+	sectionStartRE = regexp.MustCompile(`^([^` + pySpace + `()]+)(?:[` + pySpace + `]+([^` + pySpace + `()]+))?$`)
 	substNameRE    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*`)
 )
+
+// pySpace is the character class of Python's \s and str.isspace (ZConfig
+// strips lines and splits keys with them): ASCII white space including
+// \v, the separators \x1c-\x1f, NEL and the Unicode Z categories.
+const pySpace = `\t\n\v\f\r\x1c-\x1f\x{85}\p{Z}`
+
+func pyIsSpace(r rune) bool {
+	switch {
+	case r == ' ', r >= '\t' && r <= '\r', r >= 0x1c && r <= 0x1f, r == 0x85:
+		return true
+	}
+	return r > 0x7f && unicode.In(r, unicode.Z)
+}
+
+func pyStrip(s string) string   { return strings.TrimFunc(s, pyIsSpace) }
+func pyRstrip(s string) string  { return strings.TrimRightFunc(s, pyIsSpace) }
+func pySplit(s string) []string { return strings.FieldsFunc(s, pyIsSpace) }
 
 // parser reads ZConfig text into Sections. Defines are shared by a file and
 // everything it includes.
@@ -226,7 +244,7 @@ func (p *parser) parse(top *Section, file string, r *bufio.Reader) error {
 		if !utf8.ValidString(raw) {
 			return fail("not valid UTF-8 text")
 		}
-		line := strings.TrimSpace(raw)
+		line := pyStrip(raw)
 		switch {
 		case line == "" || line[0] == '#':
 		case strings.HasPrefix(line, "</"):
@@ -236,7 +254,7 @@ func (p *parser) parse(top *Section, file string, r *bufio.Reader) error {
 			if len(stack) == 0 {
 				return fail("unexpected section end")
 			}
-			typ := strings.ToLower(strings.TrimRight(line[2:len(line)-1], " \t\r\n\f\v"))
+			typ := strings.ToLower(pyRstrip(line[2 : len(line)-1]))
 			open := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			if typ != open.sec.Type {
@@ -253,7 +271,7 @@ func (p *parser) parse(top *Section, file string, r *bufio.Reader) error {
 			if empty {
 				rest = rest[:len(rest)-1]
 			}
-			m := sectionStartRE.FindStringSubmatch(strings.TrimRight(rest, " \t\r\n\f\v"))
+			m := sectionStartRE.FindStringSubmatch(pyRstrip(rest))
 			if m == nil {
 				return fail("malformed section header")
 			}
@@ -335,11 +353,11 @@ func (p *parser) directive(section *Section, file string, lineno int, name, arg 
 	fail := func(msg string) error { return &ConfigError{File: file, Line: lineno, Msg: msg} }
 	switch name {
 	case "define":
-		parts := strings.Fields(arg)
+		parts := pySplit(arg)
 		defname := strings.ToLower(parts[0])
 		defvalue := ""
 		if len(parts) > 1 {
-			defvalue = strings.TrimLeft(arg[len(parts[0]):], " \t\r\n\f\v")
+			defvalue = strings.TrimLeftFunc(arg[len(parts[0]):], pyIsSpace)
 		}
 		if p.fixed[defname] {
 			return nil // the caller's definition wins (documented extension)
@@ -359,7 +377,7 @@ func (p *parser) directive(section *Section, file string, lineno int, name, arg 
 		delete(p.soft, defname)
 		p.defines[defname] = v
 	case "import":
-		pkg, err := p.substitute(strings.TrimSpace(arg))
+		pkg, err := p.substitute(pyStrip(arg))
 		if err != nil {
 			return fail(err.Error())
 		}
@@ -368,7 +386,7 @@ func (p *parser) directive(section *Section, file string, lineno int, name, arg 
 		}
 		p.imports = append(p.imports, pkg)
 	case "include":
-		target, err := p.substitute(strings.TrimSpace(arg))
+		target, err := p.substitute(pyStrip(arg))
 		if err != nil {
 			return fail(err.Error())
 		}
