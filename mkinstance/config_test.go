@@ -516,3 +516,36 @@ func BenchmarkLoadServerConfig(b *testing.B) {
 		}
 	}
 }
+
+// The reference mkzeoinstance's zeo.conf (placeholders filled with paths
+// that exist) loads, with the same result as the one zodbctl writes.
+func TestReferenceZeoConfLoads(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "mkzeoinstance", "blobs-default", "files", "etc", "zeo.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	zdaemon := t.TempDir()
+	os.MkdirAll(filepath.Join(zdaemon, "zdaemon"), 0o755)
+	os.WriteFile(filepath.Join(zdaemon, "zdaemon", "zdrun.py"), nil, 0o644)
+	text := strings.NewReplacer("$INSTANCE_PATH", home, "$PYTHON", "/bin/sh", "$ZDAEMON_HOME", zdaemon).Replace(string(data))
+	ref, err := LoadServerConfig(writeConf(t, home, text), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := LoadServerConfig(writeConf(t, home, ZEOConf(InstanceOptions{Home: home, Address: "127.0.0.1:8800", BlobDir: DefaultBlobDir})), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Runner.Python != "/bin/sh" || ref.Runner.Zdrun != zdaemon+"/zdaemon/zdrun.py" {
+		t.Errorf("runner %+v", ref.Runner)
+	}
+	ref.Runner.Python, ref.Runner.Zdrun = "", ""
+	if !reflect.DeepEqual(ref.ZEO, ours.ZEO) || !reflect.DeepEqual(ref.Storages, ours.Storages) ||
+		!reflect.DeepEqual(ref.EventLog, ours.EventLog) || !reflect.DeepEqual(ref.Runner, ours.Runner) {
+		t.Errorf("reference %+v\nours %+v", ref, ours)
+	}
+	if ours.Storages[0].FileStorage.BlobDir != home+"/var/blobs" || ours.Runner.SocketName != home+"/var/zeo.zdsock" {
+		t.Errorf("%+v %+v", ours.Storages[0].FileStorage, ours.Runner)
+	}
+}
