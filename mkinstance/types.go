@@ -255,14 +255,6 @@ func existingPath(v string) (string, error) {
 	return "", fmt.Errorf("%s is not an existing path", v)
 }
 
-func existingDirectory(v string) (string, error) {
-	nv := expandUser(v)
-	if st, err := os.Stat(nv); err == nil && st.IsDir() {
-		return nv, nil
-	}
-	return "", fmt.Errorf("%s is not an existing directory", v)
-}
-
 // existingParentDirectory: zdaemon's check for <runner> directory.
 func existingParentDirectory(v string) (string, error) {
 	nv := expandUser(v)
