@@ -20,10 +20,8 @@ func init() {
 	registerGolden("fsstats-py3fix", goldenTool{Args: file("fsstats")})
 	registerGolden("analyze", goldenTool{Args: file("analyze"), Crash: analyzeCrash})
 
-	// fsrefs and fsrefs-v are checked by TestFsrefsGolden (refs_tools_test.go)
-	// until fsformat loads .index files: FileStorage reads
-	// basic.packed-mid.fs.index instead of scanning, so Python logs no
-	// "incorrect previous pointer" warnings there, while ScanIndex does.
+	registerGolden("fsrefs", goldenTool{Args: scriptArgs("fsrefs"), Crash: fsrefsCrash})
+	registerGolden("fsrefs-v", goldenTool{Args: scriptArgs("fsrefs"), Crash: fsrefsCrash})
 
 	registerGolden("netspace", goldenTool{Args: file("netspace"), Crash: netspaceCrash})
 	registerGolden("netspace-v", goldenTool{Args: file("netspace", "-v"), Crash: netspaceCrash})
@@ -118,5 +116,25 @@ func netspaceCrash(t *testing.T, e goldenEntry, r goldenResult) {
 	}
 	if len(r.Stderr) > 0 && (!bytes.HasPrefix(r.Stderr, []byte("netspace: skipped ")) || bytes.Count(r.Stderr, []byte("\n")) != 1) {
 		t.Errorf("stderr %q", r.Stderr)
+	}
+}
+
+// fsrefsCrash: where FileStorage refuses to open a damaged file, zodbctl
+// prints the line FileStorage logged before the traceback, exit 1; an FS21
+// file (which Python 3 refuses) is read like an FS30 one.
+func fsrefsCrash(t *testing.T, e goldenEntry, r goldenResult) {
+	content, err := os.ReadFile(e.File())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.HasPrefix(content, []byte("FS21")) {
+		if len(r.Stdout) != 0 || len(r.Stderr) != 0 || r.Exit != 0 {
+			t.Errorf("FS21 file: exit %d, stdout %q, stderr %q", r.Exit, r.Stdout, r.Stderr)
+		}
+		return
+	}
+	first, _, _ := bytes.Cut(r.WantStderr, []byte("\n"))
+	if !bytes.Equal(r.Stdout, r.WantStdout) || !bytes.Equal(r.Stderr, append(first, '\n')) || r.Exit != ExitFailure {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1, stderr %q", r.Exit, r.Stdout, r.Stderr, first)
 	}
 }

@@ -25,26 +25,31 @@ type Current struct {
 	present   []uint64
 }
 
-// OpenCurrent opens name read-only and builds its index with
-// fsformat.ScanIndex; warn receives FileStorage's open-time warnings
-// (time-stamp reduction, invalid status, incorrect previous pointer).
+// OpenCurrent opens name read-only and gets its index as FileStorage does:
+// from a sane <name>.index covering the whole file, else by a scan
+// (fsformat.ScanIndex); warn receives FileStorage's open-time warnings
+// (time-stamp reduction, invalid status, incorrect previous pointer,
+// ignored index).
 func OpenCurrent(name string, warn func(string)) (*Current, error) {
 	f, err := fsformat.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	// A second descriptor for the index scan keeps this independent of how
-	// File exposes its own.
-	osf, err := os.Open(name)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	defer osf.Close()
-	idx := &OidIndex{}
-	if _, err := fsformat.ScanIndex(osf, name, idx, warn); err != nil {
-		f.Close()
-		return nil, err
+	idx := loadSavedIndex(f, name, warn)
+	if idx == nil {
+		// A second descriptor for the index scan keeps this independent of
+		// how File exposes its own.
+		osf, err := os.Open(name)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		defer osf.Close()
+		idx = &OidIndex{}
+		if _, err := fsformat.ScanIndex(osf, name, idx, warn); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	c := &Current{File: f, Index: idx, positions: make([]int64, 0, idx.Len())}
 	var maxOid fsformat.Oid
