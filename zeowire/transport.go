@@ -1,7 +1,6 @@
 package zeowire
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -28,135 +27,200 @@ func (e *HandshakeError) Error() string {
 // ErrClosed is returned for operations on a closed connection.
 var ErrClosed = errors.New("zeo connection closed")
 
-// DefaultOutboundQueue is how many encoded messages may wait for the writer
-// of one connection.
+// DefaultOutboundQueue is how many encoded messages may wait for the socket
+// on one connection.
 const DefaultOutboundQueue = 1024
 
 // transport is the part shared by server connections and ClientConn: a
-// frame reader used by one reading goroutine, and a bounded queue of encoded
-// payloads drained by a writer goroutine so that no sender ever writes to
-// the socket directly (frames are never interleaved).
+// frame reader used by one reading goroutine, and a bounded queue of
+// encoded frames written to the socket by one writer at a time.
+//
+// Writing: a goroutine that may block (the connection's own reader sending
+// a reply, a client making a call) writes the queue itself when no write is
+// in progress, saving a goroutine hand-off per message; trySend (used for
+// messages from other connections, e.g. invalidations) only queues and
+// wakes the connection's background writer, so a slow peer never blocks
+// the sender. Queued frames go out in one writev.
 type transport struct {
 	nc    net.Conn
 	fr    *FrameReader
 	codec Codec
+	max   int // queue bound
 
-	out       chan []byte
-	done      chan struct{}
+	mu      sync.Mutex
+	space   *sync.Cond // the queue shrank, or the connection closed
+	pending [][]byte   // framed messages waiting for the socket
+	spare   [][]byte
+	writing bool // someone is writing pending to the socket
+	closing bool // graceful close: flush, then close the socket
+	dead    bool // socket closed or failed: drop everything
+
+	kick      chan struct{} // wakes the background writer
+	done      chan struct{} // closed when the connection closes
 	closeOnce sync.Once
 	closeErr  error // why the connection was closed, set before done closes
-	writerWG  sync.WaitGroup
 }
 
 func newTransport(nc net.Conn, fr *FrameReader, queue int) *transport {
 	if queue <= 0 {
 		queue = DefaultOutboundQueue
 	}
-	t := &transport{nc: nc, fr: fr, out: make(chan []byte, queue), done: make(chan struct{})}
-	t.writerWG.Add(1)
-	go t.writeLoop()
+	t := &transport{nc: nc, fr: fr, max: queue, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	t.space = sync.NewCond(&t.mu)
+	go t.backgroundWriter()
 	return t
 }
 
-func (t *transport) writeLoop() {
-	defer t.writerWG.Done()
-	w := bufio.NewWriterSize(t.nc, 64<<10)
+func (t *transport) backgroundWriter() {
 	for {
-		var p []byte
 		select {
-		case p = <-t.out:
-		case <-t.done:
-			// Flush what was queued before the close so that a final
-			// reply (e.g. the ruok JSON) is not lost.
-			for {
-				select {
-				case p := <-t.out:
-					if writeFrame(w, p) != nil {
-						return
-					}
-				default:
-					w.Flush()
-					return
-				}
+		case <-t.kick:
+			t.mu.Lock()
+			if t.writing {
+				t.mu.Unlock()
+				continue // the current writer will see the new frames
 			}
-		}
-		if err := writeFrame(w, p); err != nil {
-			t.close(fmt.Errorf("write: %w", err))
+			t.writing = true
+			t.flushLocked()
+			t.mu.Unlock()
+		case <-t.done:
 			return
 		}
-		if len(t.out) == 0 {
-			if err := w.Flush(); err != nil {
-				t.close(fmt.Errorf("write: %w", err))
-				return
-			}
+	}
+}
+
+// flushLocked writes pending frames until the queue is empty; the caller
+// holds mu and has set writing. It returns with mu held and writing unset.
+func (t *transport) flushLocked() {
+	for len(t.pending) > 0 && !t.dead {
+		batch := t.pending
+		t.pending = t.spare[:0]
+		t.spare = nil
+		t.mu.Unlock()
+		var err error
+		if len(batch) == 1 {
+			_, err = t.nc.Write(batch[0])
+		} else {
+			bufs := net.Buffers(batch)
+			_, err = bufs.WriteTo(t.nc)
+		}
+		clear(batch)
+		t.mu.Lock()
+		if t.spare == nil {
+			t.spare = batch[:0]
+		}
+		t.space.Broadcast()
+		if err != nil && !t.dead {
+			t.dead = true
+			t.mu.Unlock()
+			t.close(fmt.Errorf("write: %w", err))
+			t.mu.Lock()
 		}
 	}
-}
-
-func writeFrame(w *bufio.Writer, p []byte) error {
-	var hdr [4]byte
-	hdr[0], hdr[1], hdr[2], hdr[3] = byte(len(p)>>24), byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
+	t.writing = false
+	if t.closing || t.dead {
+		t.pending = nil
+		t.nc.Close()
+		t.dead = true
+		t.space.Broadcast()
 	}
-	_, err := w.Write(p)
-	return err
 }
 
-// send queues an encoded payload, waiting while the queue is full.
+// send queues a framed message, waiting while the queue is full, and
+// writes the queue itself if no write is in progress.
 func (t *transport) send(p []byte) error {
-	select {
-	case <-t.done:
-		return ErrClosed
-	default:
+	t.mu.Lock()
+	for len(t.pending) >= t.max && !t.dead && !t.closing {
+		t.space.Wait()
 	}
-	select {
-	case t.out <- p:
-		return nil
-	case <-t.done:
+	if t.dead || t.closing {
+		t.mu.Unlock()
 		return ErrClosed
 	}
+	t.pending = append(t.pending, p)
+	if !t.writing {
+		t.writing = true
+		t.flushLocked()
+	}
+	t.mu.Unlock()
+	return nil
 }
 
-// trySend queues a payload without waiting; false if the queue is full or
-// the connection closed.
+// trySend queues a framed message without waiting or writing; false if the
+// queue is full or the connection closed.
 func (t *transport) trySend(p []byte) bool {
-	select {
-	case <-t.done:
-		return false
-	default:
-	}
-	select {
-	case t.out <- p:
-		return true
-	default:
+	t.mu.Lock()
+	if t.dead || t.closing || len(t.pending) >= t.max {
+		t.mu.Unlock()
 		return false
 	}
+	t.pending = append(t.pending, p)
+	writing := t.writing
+	t.mu.Unlock()
+	if !writing {
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
 }
 
-// close shuts the connection down once; the reason is kept for callers.
+// close shuts the connection down once: what is queued is still written,
+// then the socket is closed (which also ends the reader).
 func (t *transport) close(reason error) {
 	t.closeOnce.Do(func() {
 		t.closeErr = reason
 		close(t.done)
-		go func() {
-			// Let the writer flush what is queued, then close the socket,
-			// which also ends the reader.
-			t.writerWG.Wait()
-			t.nc.Close()
-		}()
 	})
+	t.mu.Lock()
+	t.closing = true
+	t.space.Broadcast()
+	if !t.writing {
+		if len(t.pending) > 0 && !t.dead {
+			t.writing = true
+			// Flush from a goroutine: the caller may be a committer that
+			// must not block on this peer.
+			go func() {
+				t.mu.Lock()
+				t.flushLocked()
+				t.mu.Unlock()
+			}()
+		} else {
+			t.dead = true
+			t.pending = nil
+			t.nc.Close()
+		}
+	}
+	t.mu.Unlock()
 }
 
-// closeNow closes the socket without flushing.
+// closeNow closes the socket at once, dropping what is queued.
 func (t *transport) closeNow(reason error) {
-	t.close(reason)
+	t.closeOnce.Do(func() {
+		t.closeErr = reason
+		close(t.done)
+	})
+	t.mu.Lock()
+	t.dead = true
+	t.closing = true
+	t.pending = nil
+	t.space.Broadcast()
+	t.mu.Unlock()
+	// Closing while another goroutine writes is safe and makes it fail.
 	t.nc.Close()
 }
 
-// encode builds the payload of m with the connection's codec.
+// encode builds the frame (header and payload) of m with the connection's
+// codec.
 func (t *transport) encode(m *Message) ([]byte, error) {
-	return t.codec.AppendMessage(nil, m)
+	p, err := t.codec.AppendMessage(make([]byte, 4, 256), m)
+	if err != nil {
+		return nil, err
+	}
+	n := len(p) - 4
+	p[0], p[1], p[2], p[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	return p, nil
 }
 
 // ServerHandshake sends the announcement ("Z5" or "M5") and reads the
