@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -307,5 +308,43 @@ func TestWriterRoundTrip(t *testing.T) {
 		if out != string(want) || errs != "" || exit != 0 {
 			t.Errorf("%s on the re-written file: exit %d, stderr %q, stdout differs: %v", args, exit, errs, out != string(want))
 		}
+	}
+}
+
+// TestFsdumpLargeRecords: fsdump reads only the start of each pickle; sizes
+// and classes must still be those of the whole record, also through a
+// backpointer and for a class description longer than the prefix.
+func TestFsdumpLargeRecords(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	a, err := fsformat.Create("big.fs", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := append([]byte("\x80\x03cmy.module\nBig\nq\x00.\x80\x03B\xa0\x86\x01\x00"), bytes.Repeat([]byte{'x'}, 100000)...)
+	big = append(big, '.')
+	longName := strings.Repeat("m", 5000)
+	form3 := []byte("\x80\x03X\x88\x13\x00\x00" + longName + "q\x00X\x01\x00\x00\x00Cq\x01\x86q\x02N\x86q\x03.\x80\x03N.")
+	a.Begin(fsformat.TxnMeta{Tid: 0x03f5945838888888})
+	bigPos, _ := a.Store(1, big)
+	a.Store(2, form3)
+	a.Commit()
+	a.Begin(fsformat.TxnMeta{Tid: 0x03f5945838888899})
+	a.StoreBackpointer(1, bigPos)
+	a.Commit()
+	a.Close()
+	out, errs, exit := run(t, "fsdump", "big.fs")
+	want := []string{
+		fmt.Sprintf("  data #00000 oid=0000000000000001 size=%d class=my.module.Big\n", len(big)),
+		fmt.Sprintf("  data #00001 oid=0000000000000002 size=%d class=%s.C\n", len(form3), longName),
+		fmt.Sprintf("  data #00000 oid=0000000000000001 size=%d class=my.module.Big bp=03f5945838888888\n", len(big)),
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("fsdump lacks %q:\n%.300s", w, out)
+		}
+	}
+	if exit != 0 || errs != "" {
+		t.Errorf("exit %d, stderr %q", exit, errs)
 	}
 }

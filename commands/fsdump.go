@@ -73,7 +73,7 @@ func runFsdump(c *cli.Context) error {
 	var line []byte
 	var recs []recordJSON
 	i := 0
-	for txn, err := range f.Transactions(fsformat.IterOptions{Warn: warn}) {
+	for txn, err := range f.Transactions(fsformat.IterOptions{Warn: warn, DataLimit: fsdumpPrefix}) {
 		if err != nil {
 			out.Flush()
 			return exitWith(ExitFailure, "zodbctl fsdump: %v", err)
@@ -105,16 +105,18 @@ func runFsdump(c *cli.Context) error {
 				out.Flush()
 				return exitWith(ExitFailure, "zodbctl fsdump: %v", err)
 			}
-			data := rec.Data
+			// Only the start of each pickle is read (fsdumpPrefix): the class
+			// comes from there, the size from the header.
+			data, size, dataPos, hasData := rec.Data, rec.DataLen, rec.Pos, rec.DataLen > 0
 			var bpTid fsformat.Tid
 			hasBp := false
 			if rec.DataLen == 0 && rec.Back != 0 {
-				d, _, _, err := f.LoadBack(rec.Oid, rec.Back)
+				d, n, _, p, err := f.LoadBackPrefix(rec.Oid, rec.Back, fsdumpPrefix)
 				if err != nil && !errors.Is(err, fsformat.ErrNoData) {
 					out.Flush()
 					return exitWith(ExitFailure, "zodbctl fsdump: %v (backpointer of data record at %d)", err, rec.Pos)
 				}
-				data = d
+				data, size, dataPos, hasData = d, n, p, err == nil
 				bh, err := f.ReadDataHeaderAt(rec.Back)
 				if err != nil {
 					out.Flush()
@@ -122,11 +124,21 @@ func runFsdump(c *cli.Context) error {
 				}
 				bpTid, hasBp = bh.Tid, true
 			}
+			var module, class []byte
+			if hasData {
+				module, class = fsformat.ClassName(data)
+				if len(module) == 0 && len(class) == 0 && int64(len(data)) < size {
+					// an unusual first pickle longer than the prefix
+					if full, _, err := f.LoadRecord(dataPos); err == nil {
+						module, class = fsformat.ClassName(full)
+					}
+				}
+			}
 			if jl != nil {
 				r := recordJSON{Oid: jsonOid(rec.Oid), Pos: rec.Pos, Serial: jsonTid(rec.Tid), Prev: rec.Prev}
-				if data != nil {
-					r.Size = int64(len(data))
-					r.Class = string(fsformat.AppendClassName(nil, data))
+				if hasData {
+					r.Size = size
+					r.Class = string(module) + "." + string(class)
 				} else {
 					r.Deleted = true
 				}
@@ -145,13 +157,15 @@ func runFsdump(c *cli.Context) error {
 			line = appendZeroPad(line, j, 5)
 			line = append(line, " oid="...)
 			line = fsformat.AppendHex16(line, uint64(rec.Oid))
-			if data == nil {
+			if !hasData {
 				line = append(line, " class=undo or abort of object creation"...)
 			} else {
 				line = append(line, " size="...)
-				line = strconv.AppendInt(line, int64(len(data)), 10)
+				line = strconv.AppendInt(line, size, 10)
 				line = append(line, " class="...)
-				line = fsformat.AppendClassName(line, data)
+				line = append(line, module...)
+				line = append(line, '.')
+				line = append(line, class...)
 			}
 			if hasBp {
 				line = append(line, " bp="...)
@@ -178,6 +192,10 @@ func runFsdump(c *cli.Context) error {
 	}
 	return nil
 }
+
+// fsdumpPrefix is how much of each pickle fsdump reads: enough for the class
+// description of any realistic record, and a bound on memory.
+const fsdumpPrefix = 4096
 
 func appendZeroPad(dst []byte, v, width int) []byte {
 	var b [20]byte

@@ -11,6 +11,12 @@ type IterOptions struct {
 	// Start is the position of the first transaction (0 means 4, the first
 	// one). It must be a transaction boundary.
 	Start int64
+	// DataLimit, if > 0, caps how much of each record's data Records loads:
+	// DataRecord.Data then holds at most DataLimit bytes (DataLen is still
+	// the full length; see DataRecord.Truncated). For tools that only look
+	// at the start of a pickle (fsdump's class), so memory stays bounded by
+	// the limit instead of the largest record.
+	DataLimit int
 	// Warn receives the warnings ZODB's FileIterator logs, with Python's
 	// text (fsdump prints them on stderr), e.g. "Data.fs time-stamp
 	// reduction at 166". Nil drops them.
@@ -25,9 +31,10 @@ type Txn struct {
 	Description []byte
 	Extension   []byte // the extension pickle, empty for an empty dict
 
-	file *File
-	warn func(string)
-	rec  DataRecord
+	file      *File
+	warn      func(string)
+	dataLimit int
+	rec       DataRecord
 
 	userBuf, descBuf, extBuf []byte
 }
@@ -50,6 +57,10 @@ type DataRecord struct {
 	Data []byte // the inline pickle when DataLen > 0; valid until the next record
 }
 
+// Truncated tells whether Data holds less than the record's data
+// (IterOptions.DataLimit).
+func (r *DataRecord) Truncated() bool { return int64(len(r.Data)) < r.DataLen }
+
 // IsBackpointer tells whether the record holds no data of its own.
 func (r *DataRecord) IsBackpointer() bool { return r.DataLen == 0 }
 
@@ -66,7 +77,7 @@ func (f *File) Transactions(opt IterOptions) iter.Seq2[*Txn, error] {
 		if pos == 0 {
 			pos = FileHeaderLen
 		}
-		t := &Txn{file: f, warn: warn}
+		t := &Txn{file: f, warn: warn, dataLimit: opt.DataLimit}
 		var ltid Tid
 		for {
 			b, err := f.r.at(pos, TxnHeaderLen)
@@ -191,12 +202,16 @@ func (t *Txn) Records() iter.Seq2[*DataRecord, error] {
 			r.Back = 0
 			r.Data = nil
 			if r.DataLen > 0 {
-				d, err := f.r.at(pos+DataHeaderLen, int(r.DataLen))
+				want := r.DataLen
+				if t.dataLimit > 0 && want > int64(t.dataLimit) {
+					want = int64(t.dataLimit)
+				}
+				d, err := f.r.at(pos+DataHeaderLen, int(want))
 				if err != nil {
 					yield(nil, fmt.Errorf("%s: data record at %d: %w", f.Name, pos, err))
 					return
 				}
-				if int64(len(d)) < r.DataLen {
+				if int64(len(d)) < want {
 					yield(nil, formatErr(f.Name, pos, "data runs past end of file"))
 					return
 				}
@@ -278,42 +293,54 @@ func (f *File) TransactionsBackward(end int64) iter.Seq2[*Txn, error] {
 // belong to oid and lie before the one pointing at it.
 // The returned data is valid until the next Load* call on f.
 func (f *File) LoadBack(oid Oid, back int64) (data []byte, tid Tid, pos int64, err error) {
+	data, _, tid, pos, err = f.LoadBackPrefix(oid, back, -1)
+	return data, tid, pos, err
+}
+
+// LoadBackPrefix is LoadBack reading at most limit bytes of the data (all
+// of it if limit < 0); dataLen is the full length. Tools that only need the
+// size and the class (fsdump) stay bounded in memory whatever the record
+// sizes.
+func (f *File) LoadBackPrefix(oid Oid, back int64, limit int) (data []byte, dataLen int64, tid Tid, pos int64, err error) {
 	from := f.size
 	for {
 		if back == 0 {
-			return nil, tid, pos, ErrNoData
+			return nil, 0, tid, pos, ErrNoData
 		}
 		if back < FileHeaderLen || back >= from {
-			return nil, 0, 0, formatErr(f.Name, back, "invalid backpointer for oid %s (must be before %d)", oid, from)
+			return nil, 0, 0, 0, formatErr(f.Name, back, "invalid backpointer for oid %s (must be before %d)", oid, from)
 		}
 		h, err := f.ReadDataHeaderAt(back)
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, 0, 0, 0, err
 		}
 		if h.Oid != oid {
-			return nil, 0, 0, formatErr(f.Name, back, "backpointer for oid %s leads to a record of oid %s", oid, h.Oid)
+			return nil, 0, 0, 0, formatErr(f.Name, back, "backpointer for oid %s leads to a record of oid %s", oid, h.Oid)
 		}
 		if h.VersionLen != 0 {
-			return nil, 0, 0, formatErr(f.Name, back, "backpointer for oid %s leads to a version record", oid)
+			return nil, 0, 0, 0, formatErr(f.Name, back, "backpointer for oid %s leads to a version record", oid)
 		}
 		tid, pos = h.Tid, back
 		if h.DataLen > 0 {
 			if h.DataLen > f.size-back-DataHeaderLen {
-				return nil, 0, 0, formatErr(f.Name, back, "data length %d runs past end of file", h.DataLen)
+				return nil, 0, 0, 0, formatErr(f.Name, back, "data length %d runs past end of file", h.DataLen)
 			}
-			n := int(h.DataLen)
-			if cap(f.back) < n {
+			n := h.DataLen
+			if limit >= 0 && n > int64(limit) {
+				n = int64(limit)
+			}
+			if int64(cap(f.back)) < n {
 				f.back = make([]byte, n)
 			}
 			d := f.back[:n]
 			if _, err := f.f.ReadAt(d, back+DataHeaderLen); err != nil {
-				return nil, 0, 0, fmt.Errorf("%s: data record at %d: %w", f.Name, back, err)
+				return nil, 0, 0, 0, fmt.Errorf("%s: data record at %d: %w", f.Name, back, err)
 			}
-			return d, tid, pos, nil
+			return d, h.DataLen, tid, pos, nil
 		}
 		bb := f.hdr[:8]
 		if _, err := f.f.ReadAt(bb, back+DataHeaderLen); err != nil {
-			return nil, 0, 0, formatErr(f.Name, back, "cannot read backpointer")
+			return nil, 0, 0, 0, formatErr(f.Name, back, "cannot read backpointer")
 		}
 		from = back
 		back = int64(binary.BigEndian.Uint64(bb))
