@@ -2,7 +2,6 @@ package commands
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -54,8 +53,7 @@ func runFsrefs(c *cli.Context) error {
 	}
 	defer cur.Close()
 	w := bufio.NewWriterSize(c.App.Writer, 1<<16)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
+	jl := newJSONLines(c.App.Writer) // flushed per line, like every --json
 	var line []byte
 	err = analysis.CheckRefs(cur, func(f analysis.LoadFailure) {
 		if c.Bool("v") {
@@ -64,7 +62,7 @@ func runFsrefs(c *cli.Context) error {
 	}, func(o *analysis.BrokenObject) error {
 		if c.Bool("json") {
 			for _, r := range o.Refs {
-				if err := enc.Encode(struct {
+				if err := jl.Write(struct {
 					Oid      string `json:"oid"`
 					Class    string `json:"class"`
 					Tid      string `json:"tid"`
