@@ -93,6 +93,9 @@ func TestShutdown(t *testing.T) {
 	if _, err := c.Call(cx, "vote", 1); err != nil {
 		t.Fatal(err)
 	}
+	if in, out := srv.Traffic(); in == 0 || out == 0 {
+		t.Errorf("traffic in %d out %d", in, out)
+	}
 	stats := srv.Stats()
 	if len(stats) != 1 || !stats[0].LockHeld || stats[0].ActiveTxns != 1 || stats[0].Connections != 1 {
 		t.Errorf("stats %+v", stats)

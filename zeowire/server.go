@@ -77,7 +77,13 @@ type Server struct {
 	nextConn  uint64
 	closing   atomic.Bool
 	connWG    sync.WaitGroup
+
+	bytesIn, bytesOut atomic.Int64
 }
+
+// Traffic returns the bytes received and sent on ZEO connections so far
+// (frame headers included).
+func (s *Server) Traffic() (in, out int64) { return s.bytesIn.Load(), s.bytesOut.Load() }
 
 func (s *Server) now() time.Time {
 	if s.Now != nil {
@@ -272,6 +278,7 @@ func (s *Server) serveConn(nc net.Conn, id uint64) {
 	}
 	tr := newTransport(nc, fr, s.OutboundQueue)
 	tr.codec = codec
+	tr.sent = &s.bytesOut
 	s.mu.Lock()
 	c.transport = tr
 	closing := s.closing.Load()

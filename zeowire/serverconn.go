@@ -65,6 +65,7 @@ func (c *serverConn) readLoop() {
 			}
 			return
 		}
+		c.s.bytesIn.Add(int64(len(p)) + 4)
 		m, err := c.codec.DecodeMessage(p)
 		c.fr.Release()
 		if err != nil {

@@ -53,10 +53,28 @@ type HistoryEntry struct {
 	Size int64 // length of the data record
 }
 
-// Storage is what the server needs from a served storage. Implementations
-// must be safe for concurrent use: loads run concurrently with each other
-// and with a commit. The server serializes commits (one StorageTxn at a
-// time, under its commit lock) and chooses the tids.
+// Storage is what the server needs from a served storage.
+//
+// Concurrency: loads, history and iteration run concurrently with each other
+// and with a commit in progress; the server runs at most one StorageTxn at a
+// time per storage (under its commit lock), so conflict checks inside a
+// StorageTxn see a stable committed state. A transaction's data must not be
+// visible to loads before Finish returns, and LastTransaction must change
+// only when Finish makes the transaction visible.
+//
+// Tids: the server chooses them (TimeStamp of its clock, later than both
+// LastTransaction and every tid it handed out before, or the tid a
+// tpc_begin asked for) and passes them to Begin; storages must use them.
+//
+// Errors the client must see as such are the typed ones of this package:
+// *POSKeyError, *ConflictError, ErrReadOnly, ErrNotSupported (an optional
+// feature the storage lacks), or *RemoteError for any other Python
+// exception class. Anything else becomes builtins.Exception.
+//
+// Durability: Finish returns once the transaction is durable (FileStorage:
+// written and fsynced); the server tells the client only after that.
+// Optional features are separate interfaces: Iterable, RecordIterable,
+// Undoable, Packable, RecentTransactions, BlobStorage.
 type Storage interface {
 	Info() StorageInfo
 	// LastTransaction is the tid of the last committed transaction, Z64 if none.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // ProtocolVersion is the only ZEO protocol version spoken: "5".
@@ -55,6 +56,7 @@ type transport struct {
 	closing bool // graceful close: flush, then close the socket
 	dead    bool // socket closed or failed: drop everything
 
+	sent      *atomic.Int64 // if set, counts the bytes written
 	kick      chan struct{} // wakes the background writer
 	done      chan struct{} // closed when the connection closes
 	closeOnce sync.Once
@@ -98,11 +100,17 @@ func (t *transport) flushLocked() {
 		t.spare = nil
 		t.mu.Unlock()
 		var err error
+		var n int64
 		if len(batch) == 1 {
-			_, err = t.nc.Write(batch[0])
+			var n1 int
+			n1, err = t.nc.Write(batch[0])
+			n = int64(n1)
 		} else {
 			bufs := net.Buffers(batch)
-			_, err = bufs.WriteTo(t.nc)
+			n, err = bufs.WriteTo(t.nc)
+		}
+		if t.sent != nil {
+			t.sent.Add(n)
 		}
 		clear(batch)
 		t.mu.Lock()

@@ -485,7 +485,11 @@ func (c *serverConn) tpcFinish(_ context.Context, _ *Message, a []any) (any, err
 	st.stats.commits++
 	st.broadcastLocked(c, "invalidateTransaction", Tuple{t.tid.Bytes(), oids})
 	st.mu.Unlock()
-	c.log.Info("committed", "tid", t.tid, "objects", len(t.changed), "duration", c.s.now().Sub(start))
+	var size int
+	for i := range t.ops {
+		size += len(t.ops[i].data)
+	}
+	c.log.Info("committed", "tid", t.tid, "objects", len(t.changed), "bytes", size, "duration", c.s.now().Sub(start))
 	info := st.storage.Info()
 	c.sendAsync("info", Tuple{Dict{{Key: "length", Value: info.Length}, {Key: "size", Value: info.Size}}})
 	tid := t.tid
