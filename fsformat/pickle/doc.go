@@ -53,12 +53,24 @@
 //
 // # Identity and the memo
 //
-// CPython memoizes by object identity. Go values have no identity except
-// pointers, so the encoder treats every str, bytes and tuple as a distinct
-// object — except the ones CPython itself keeps as singletons: str of length
-// 0 or 1 with a code point below 256, bytes of length 0 or 1. That makes the
-// output identical to CPython's for values that were built at run time (decoded,
-// received, read from a file), which is what zodbctl encodes. Fast mode
-// (Encoder.Fast, used by ZODB for Data.fs.index and by ZEO for messages) writes
-// no memo at all.
+// CPython memoizes by object identity. The encoder takes a Go value's
+// identity from its memory: the same non-empty slice (same data pointer and
+// length) or the same string data is the same Python object, and pointers
+// (*Set, *Object) are themselves; an empty list or dict has no identity (Go's
+// empty slices share one address). Values CPython keeps as singletons are
+// identified by value: str of length 0 or 1 with a code point below 256,
+// bytes of length 0 or 1, classes and functions (Global), and a module's name
+// in STACK_GLOBAL. So a value decoded, received or read from a file encodes
+// exactly as CPython encodes the object it came from (checked against 1000
+// random values and 300 hand-made ones, protocols 0–4, testdata/
+// gen_vectors.py). Fast mode (Encoder.Fast, used by ZODB for Data.fs.index and
+// by ZEO for messages) writes no memo at all.
+//
+// # API
+//
+// Decode: NewDecoder(data) then Decode() for each pickle (Unmarshal for one);
+// set FindGlobal (AllowGlobals, AnyGlobal) to admit globals. Encode:
+// Encoder{Protocol: 3, Fast: true}.Append(buf, v) appends to a reusable
+// buffer and allocates nothing in fast mode; Marshal and MarshalFast are the
+// one-shot forms. Equal compares values as Python's == does.
 package pickle
