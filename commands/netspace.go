@@ -33,7 +33,12 @@ object without current data (deletion, undone creation) makes Python die
 with POSKeyError — zodbctl skips it, names the skipped oids on stderr and
 counts references to it for nothing; cross-database references (which stop
 Python when one file of a multi-database is opened alone) and blobs (no
-blob directory given) are not followed / need nothing here.`,
+blob directory given) are not followed / need nothing here.
+
+Cost: one pass over the file, then a search per group of objects that
+reach the same set; chains and trees of single references are summed in
+linear time, but, as with netspace.py, many objects each reaching a large
+shared part of the database can take time quadratic in its size.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "v", Usage: "list every object, not only those with a path"},
 			&cli.BoolFlag{Name: "P", Usage: "only objects a garbage-collecting pack would keep"},

@@ -151,14 +151,20 @@ func buildNetGraph(c *Current) (*netGraph, map[fsformat.Oid]bool, error) {
 
 // totals computes netspace's total_size for every node: its own size plus
 // the size of every node reachable from it through at least one edge (the
-// node itself again when it lies on a cycle). Nodes of one strongly
-// connected component reach the same set, so the set is summed once per
-// component.
+// node itself again when it lies on a cycle).
+//
+// Nodes of one strongly connected component reach the same set, so the sum
+// is computed once per component, in the order Tarjan's algorithm emits
+// them (every component after all it reaches). A component with at most one
+// successor component — a chain such as the next-bucket links of a BTree
+// over plain values — takes that successor's sum in O(1); others are summed
+// by a search. The searches make the worst case quadratic, as netspace.py
+// is, but not for chains and trees of single references.
 func (g *netGraph) totals() []int64 {
 	n := len(g.oids)
 	comp := g.components()
-	// members of each component
-	compStart := make([]uint32, len(comp.sizes)+1)
+	nc := len(comp.sizes)
+	compStart := make([]uint32, nc+1)
 	for _, c := range comp.of {
 		compStart[c+1]++
 	}
@@ -166,38 +172,69 @@ func (g *netGraph) totals() []int64 {
 		compStart[i] += compStart[i-1]
 	}
 	members := make([]uint32, n)
-	fill := append([]uint32(nil), compStart[:len(comp.sizes)]...)
+	fill := append([]uint32(nil), compStart[:nc]...)
 	for v, c := range comp.of {
 		members[fill[c]] = uint32(v)
 		fill[c]++
 	}
-	reach := make([]int64, len(comp.sizes))
-	mark := make([]uint32, n) // epoch marks: no clearing between searches
+	reach := make([]int64, nc) // Σ size of the nodes reachable through ≥ 1 edge
+	full := make([]int64, nc)  // the same plus the component itself
+	mark := make([]uint32, n)  // epoch marks: no clearing between searches
 	var queue []uint32
-	for c := range comp.sizes {
-		epoch := uint32(c + 1)
-		queue = queue[:0]
-		var sum int64
-		for _, v := range members[compStart[c]:compStart[c+1]] {
+	for c := range nc {
+		ms := members[compStart[c]:compStart[c+1]]
+		var weight int64
+		cyclic := len(ms) > 1
+		succ, many := -1, false
+		for _, v := range ms {
+			weight += int64(g.size[v])
 			for _, w := range g.edges[g.edgeAt[v]:g.edgeAt[v+1]] {
-				if mark[w] != epoch {
-					mark[w] = epoch
-					queue = append(queue, w)
+				switch d := int(comp.of[w]); {
+				case d == c:
+					cyclic = true
+				case succ < 0:
+					succ = d
+				case succ != d:
+					many = true
 				}
 			}
 		}
-		for len(queue) > 0 {
-			v := queue[len(queue)-1]
-			queue = queue[:len(queue)-1]
-			sum += int64(g.size[v])
-			for _, w := range g.edges[g.edgeAt[v]:g.edgeAt[v+1]] {
-				if mark[w] != epoch {
-					mark[w] = epoch
-					queue = append(queue, w)
+		if !many {
+			if cyclic {
+				reach[c] = weight
+			}
+			if succ >= 0 {
+				reach[c] += full[succ]
+			}
+		} else {
+			epoch := uint32(c + 1)
+			queue = queue[:0]
+			var sum int64
+			for _, v := range ms {
+				for _, w := range g.edges[g.edgeAt[v]:g.edgeAt[v+1]] {
+					if mark[w] != epoch {
+						mark[w] = epoch
+						queue = append(queue, w)
+					}
 				}
 			}
+			for len(queue) > 0 {
+				v := queue[len(queue)-1]
+				queue = queue[:len(queue)-1]
+				sum += int64(g.size[v])
+				for _, w := range g.edges[g.edgeAt[v]:g.edgeAt[v+1]] {
+					if mark[w] != epoch {
+						mark[w] = epoch
+						queue = append(queue, w)
+					}
+				}
+			}
+			reach[c] = sum
 		}
-		reach[c] = sum
+		full[c] = reach[c]
+		if !cyclic {
+			full[c] += weight
+		}
 	}
 	totals := make([]int64, n)
 	for v := range totals {

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"math/rand"
 	"testing"
 
 	"github.com/zodbctl/zodbctl/fsformat"
@@ -89,5 +90,65 @@ func TestOidMap(t *testing.T) {
 		if _, ok := m.get(oid); ok {
 			t.Errorf("get(%d) found", oid)
 		}
+	}
+}
+
+// TestNetspaceTotalsAgainstSearch compares totals with a plain search per
+// node on random graphs, chains and cycles included.
+func TestNetspaceTotalsAgainstSearch(t *testing.T) {
+	for seed := int64(1); seed <= 50; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		n := 1 + rng.Intn(40)
+		g := &netGraph{}
+		for i := 0; i < n; i++ {
+			g.oids = append(g.oids, fsformat.Oid(i))
+			g.size = append(g.size, uint32(1+rng.Intn(100)))
+			g.edgeAt = append(g.edgeAt, uint32(len(g.edges)))
+			for k := rng.Intn(4); k > 0; k-- {
+				if rng.Intn(3) == 0 && i+1 < n {
+					g.edges = append(g.edges, uint32(i+1)) // chains
+				} else {
+					g.edges = append(g.edges, uint32(rng.Intn(n)))
+				}
+			}
+		}
+		g.edgeAt = append(g.edgeAt, uint32(len(g.edges)))
+		got := g.totals()
+		for v := 0; v < n; v++ {
+			seen := make([]bool, n)
+			want := int64(g.size[v])
+			stack := []uint32{uint32(v)}
+			for len(stack) > 0 {
+				x := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				for _, w := range g.edges[g.edgeAt[x]:g.edgeAt[x+1]] {
+					if !seen[w] {
+						seen[w] = true
+						want += int64(g.size[w])
+						stack = append(stack, w)
+					}
+				}
+			}
+			if got[v] != want {
+				t.Fatalf("seed %d node %d: total %d, want %d", seed, v, got[v], want)
+			}
+		}
+	}
+}
+
+func TestNetspaceLongChainIsLinear(t *testing.T) {
+	const n = 200000 // quadratic would be 2·10^10 steps
+	g := &netGraph{}
+	for i := 0; i < n; i++ {
+		g.oids = append(g.oids, fsformat.Oid(i))
+		g.size = append(g.size, 1)
+		g.edgeAt = append(g.edgeAt, uint32(len(g.edges)))
+		if i+1 < n {
+			g.edges = append(g.edges, uint32(i+1))
+		}
+	}
+	g.edgeAt = append(g.edgeAt, uint32(len(g.edges)))
+	if got := g.totals(); got[0] != n || got[n-1] != 1 {
+		t.Errorf("totals %d … %d", got[0], got[n-1])
 	}
 }
