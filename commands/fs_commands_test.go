@@ -348,3 +348,14 @@ func TestFsdumpLargeRecords(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", exit, errs)
 	}
 }
+
+func TestVerifyDeepFlag(t *testing.T) {
+	t.Chdir("../testdata/fs/damaged")
+	_, errs, exit := run(t, "verify", "--deep", "basic-badback.fs")
+	if exit != 1 || errs != "basic-badback.fs invalid back pointer at 36990: 1845 is not an earlier record of oid 0x0000000000000001\n" {
+		t.Errorf("verify --deep: exit %d, %q", exit, errs)
+	}
+	if _, errs, exit := run(t, "verify", "--deep", "../basic.packed-mid.fs"); exit != 0 || errs != "" {
+		t.Errorf("verify --deep on a packed file: exit %d, %q", exit, errs)
+	}
+}

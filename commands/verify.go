@@ -21,6 +21,12 @@ status, lengths, redundant length) and every data record header (transaction
 pointer, extent), exactly as ZODB's fstest does.  Prev pointers, backpointers
 and pickles are not checked.
 
+--deep adds what fstest leaves out: every non-zero prev pointer must be the
+oid's previous record and every backpointer must lead back to an earlier
+record of the same oid (e.g. "Data.fs invalid back pointer at 36990: 1845 is
+not an earlier record of oid 0x0000000000000001").  It keeps an oid map in
+memory.
+
 On the first problem it prints fstest's message on stderr (e.g.
 "Data.fs truncated possibly because of damaged records at 43777") and exits
 1; a sound file exits 0.  -v prints a line per transaction and, at the end,
@@ -40,6 +46,7 @@ Example:
 			&cli.BoolFlag{Name: "v", Usage: "verbose: a line per transaction (twice: also per record)"},
 			&cli.BoolFlag{Name: "vv", Usage: "very verbose: also a line per data record"},
 			&cli.BoolFlag{Name: "json", Usage: "JSON Lines output"},
+			&cli.BoolFlag{Name: "deep", Usage: "also check prev pointers and backpointers (not done by fstest)"},
 		},
 		Action: runVerify,
 	})
@@ -63,7 +70,7 @@ func runVerify(c *cli.Context) error {
 	out := bufio.NewWriterSize(c.App.Writer, 64<<10)
 	defer out.Flush()
 	var line []byte
-	var opt fsformat.VerifyOptions
+	opt := fsformat.VerifyOptions{Deep: c.Bool("deep")}
 	var jl *jsonLines
 	var recs []recordJSON
 	if c.Bool("json") {

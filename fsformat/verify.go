@@ -25,6 +25,12 @@ func (e *VerifyError) Error() string { return e.Msg }
 type VerifyOptions struct {
 	Record      func(pos int64, h *DataHeader, i int)
 	Transaction func(pos int64, h *TxnHeader, i int)
+	// Deep adds checks fstest does not make (filestorage.md §15.21): every
+	// non-zero prev pointer must be the position of the oid's previous
+	// record (as FileStorage's index scan expects; prev 0 is accepted, as
+	// pack writes it), and every backpointer must point before its record to
+	// a record of the same oid. It keeps an oid → position map in memory.
+	Deep bool
 }
 
 // Verify checks a Data.fs sequentially like fstest.py: magic, every
@@ -63,6 +69,12 @@ func VerifyReader(f io.ReaderAt, size int64, path string, opt VerifyOptions) err
 	var ltid Tid
 	var h TxnHeader // reused: the callbacks get pointers to these
 	var dh DataHeader
+	var index map[Oid]int64 // Deep: committed position of each oid
+	var pending []oidPos    // Deep: this transaction's records
+	var scratch [DataHeaderLen]byte
+	if opt.Deep {
+		index = map[Oid]int64{}
+	}
 	for i := 0; ; i++ {
 		b, err := r.at(pos, TxnHeaderLen)
 		if err != nil {
@@ -124,6 +136,12 @@ func VerifyReader(f io.ReaderAt, size int64, path string, opt VerifyOptions) err
 					end.Add(end, new(big.Int).SetUint64(extra))
 					return &VerifyError{pos, fmt.Sprintf("%s has data records that extend beyond the transaction record; end at %s", path, end.String())}
 				}
+				if opt.Deep && dh.VersionLen == 0 {
+					if err := verifyPointers(f, path, pos, &dh, plen, index, scratch[:]); err != nil {
+						return err
+					}
+					pending = append(pending, oidPos{dh.Oid, pos})
+				}
 				if opt.Record != nil {
 					opt.Record(pos, &dh, j)
 				}
@@ -137,6 +155,10 @@ func VerifyReader(f io.ReaderAt, size int64, path string, opt VerifyOptions) err
 		if !ok || rtl != tl {
 			return &VerifyError{pos, fmt.Sprintf("%s has inconsistent transaction length for undone transaction at %d", path, pos)}
 		}
+		for _, p := range pending {
+			index[p.oid] = p.pos
+		}
+		pending = pending[:0]
 		if opt.Transaction != nil {
 			opt.Transaction(tpos, &h, i)
 		}
@@ -171,4 +193,35 @@ func appendPadded(dst []byte, v int64, width int) []byte {
 		dst = append(dst, ' ')
 	}
 	return append(dst, s...)
+}
+
+// verifyPointers makes the Deep checks for the data record at pos.
+func verifyPointers(f io.ReaderAt, path string, pos int64, dh *DataHeader, plen uint64, index map[Oid]int64, scratch []byte) error {
+	if dh.Prev != 0 {
+		if want := index[dh.Oid]; dh.Prev != want {
+			return &VerifyError{pos, fmt.Sprintf("%s incorrect previous pointer at %d: %d, the previous record of oid %s is at %d",
+				path, pos, uint64(dh.Prev), dh.Oid.Hexify(), want)}
+		}
+	}
+	if plen != 0 {
+		return nil
+	}
+	if _, err := f.ReadAt(scratch[:8], pos+DataHeaderLen); err != nil {
+		return fmt.Errorf("%s: data record at %d: %w", path, pos, err)
+	}
+	back := binary.BigEndian.Uint64(scratch[:8])
+	if back == 0 {
+		return nil
+	}
+	if back >= uint64(pos) || back < FileHeaderLen {
+		return &VerifyError{pos, fmt.Sprintf("%s invalid back pointer at %d: %d does not point before the record", path, pos, back)}
+	}
+	if n, _ := f.ReadAt(scratch[:DataHeaderLen], int64(back)); n < DataHeaderLen {
+		return &VerifyError{pos, fmt.Sprintf("%s invalid back pointer at %d: %d is not a data record", path, pos, back)}
+	}
+	bh := ParseDataHeader(scratch[:DataHeaderLen])
+	if bh.Oid != dh.Oid || bh.VersionLen != 0 || bh.Tid >= dh.Tid {
+		return &VerifyError{pos, fmt.Sprintf("%s invalid back pointer at %d: %d is not an earlier record of oid %s", path, pos, back, dh.Oid.Hexify())}
+	}
+	return nil
 }
