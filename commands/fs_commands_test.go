@@ -392,3 +392,28 @@ func TestUndoneStatus(t *testing.T) {
 		t.Errorf("warnings %q", warnings)
 	}
 }
+
+// flushCounter counts writes that end a line.
+type flushCounter struct{ lines, writes int }
+
+func (w *flushCounter) Write(p []byte) (int, error) {
+	w.writes++
+	if bytes.HasSuffix(p, []byte("\n")) {
+		w.lines++
+	}
+	return len(p), nil
+}
+
+// TestJSONStreams: --json output reaches the writer line by line (so jq sees
+// each transaction as it is produced), not in one block at the end.
+func TestJSONStreams(t *testing.T) {
+	t.Chdir("../testdata/fs")
+	for _, cmd := range [][]string{{"fsdump", "--json"}, {"verify", "--json"}, {"fstail", "--json"}} {
+		var w flushCounter
+		var errb bytes.Buffer
+		Run(append(append([]string{"zodbctl"}, cmd...), "basic.fs"), &w, &errb)
+		if w.lines < 10 || w.writes != w.lines {
+			t.Errorf("%v: %d writes, %d ending a line", cmd, w.writes, w.lines)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func runFsdump(c *cli.Context) error {
 	}
 	var jl *jsonLines
 	if c.Bool("json") {
-		jl = newJSONLines(out)
+		jl = newJSONLines(c.App.Writer)
 	}
 	var line []byte
 	var recs []recordJSON

@@ -72,7 +72,7 @@ func runFstail(c *cli.Context) error {
 	defer out.Flush()
 	var jl *jsonLines
 	if c.Bool("json") {
-		jl = newJSONLines(out)
+		jl = newJSONLines(c.App.Writer)
 	}
 	fail := func(pos int64, format string, a ...any) error {
 		out.Flush()

@@ -74,7 +74,7 @@ func runVerify(c *cli.Context) error {
 	var jl *jsonLines
 	var recs []recordJSON
 	if c.Bool("json") {
-		jl = newJSONLines(out)
+		jl = newJSONLines(c.App.Writer)
 		// user, description and extension are read aside (Verify skips them).
 		metaFile, err := os.Open(path)
 		if err == nil {
