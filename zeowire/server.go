@@ -57,6 +57,12 @@ type Server struct {
 	// client (default DefaultOutboundQueue). A client whose queue is full
 	// when an invalidation must be queued is disconnected.
 	OutboundQueue int
+	// SpillThreshold is how many bytes of record data one transaction keeps
+	// in memory between tpc_begin and vote; the rest goes to a temporary
+	// file in TempDir (default DefaultSpillThreshold; negative: never).
+	SpillThreshold int64
+	// TempDir is where spill files go ("" for the system default).
+	TempDir string
 	// TLSConfig, if set, wraps every accepted connection in TLS.
 	TLSConfig *tls.Config
 	// Now is the clock used for tids and the start time (default time.Now).

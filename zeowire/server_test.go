@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -539,4 +540,52 @@ func TestRuok(t *testing.T) {
 		t.Errorf("ruok:\n got %s\nwant %s", got, want)
 	}
 	r.expectClosed()
+}
+
+// Large transactions spill their records to a temporary file; they commit
+// (and re-vote after client-side resolution) with the same data.
+func TestSpilledTransaction(t *testing.T) {
+	ts := startServer(t, func(s *zeowire.Server) {
+		s.SpillThreshold = 1500
+		s.TempDir = t.TempDir()
+		s.ClientConflictResolution = true
+	})
+	a := dial(t, ts.addr, "1")
+	cx := ctx(t)
+	var stores [][3][]byte
+	for i := range 5 {
+		stores = append(stores, [3][]byte{oidb(uint64(i + 1)), z64, bytes.Repeat([]byte{byte('a' + i)}, 1000)})
+	}
+	tid, err := commit(t, a, 1, stores...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stores {
+		r, err := a.Call(cx, "loadBefore", s[0], zeowire.MaxTid.Bytes())
+		if err != nil || !bytes.Equal(r.(zeowire.Tuple)[0].([]byte), s[2]) {
+			t.Fatalf("oid %x: %v", s[0], err)
+		}
+	}
+	// A conflict on a spilled record comes back with its data.
+	b := dial(t, ts.addr, "1")
+	if _, err := commit(t, b, 2, [3][]byte{oidb(5), tid.Bytes(), []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	a.Async("tpc_begin", 3, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
+	a.Async("storea", oidb(4), tid.Bytes(), bytes.Repeat([]byte("x"), 1000), 3)
+	a.Async("storea", oidb(5), tid.Bytes(), bytes.Repeat([]byte("y"), 1000), 3)
+	r, err := a.Call(cx, "vote", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := asSeq(r)
+	if len(l) != 1 {
+		t.Fatalf("vote = %s", zeowire.Repr(r))
+	}
+	if d, _ := l[0].(zeowire.Dict).Get("data"); !bytes.Equal(d.([]byte), bytes.Repeat([]byte("y"), 1000)) {
+		t.Errorf("conflict data %s", zeowire.Repr(d))
+	}
+	if ents, _ := os.ReadDir(ts.srv.TempDir); len(ents) != 0 {
+		t.Errorf("spill files are visible: %v", ents)
+	}
 }

@@ -38,6 +38,10 @@ type op struct {
 	prev   Tid // restore: back pointer transaction
 	// blobPath is the uploaded (or shared) blob file of opStoreBlob.
 	blobPath string
+	// A large transaction's data goes to its spill file: data is then nil
+	// and the record is at spillOff (spillLen bytes; -1 when not spilled).
+	spillOff int64
+	spillLen int
 }
 
 // zeoTxn is a connection's transaction between tpc_begin and finish/abort.
@@ -53,6 +57,63 @@ type zeoTxn struct {
 	changed  []Oid // oids to invalidate at finish
 	votedAt  time.Time
 	resolved []Oid // vote result
+
+	memBytes int64    // data held in memory by ops
+	spill    *os.File // data beyond Server.SpillThreshold
+	spillEnd int64
+}
+
+// DefaultSpillThreshold is how much record data one transaction keeps in
+// memory before the rest goes to a temporary file (the reference keeps its
+// whole operation log in a temporary file).
+const DefaultSpillThreshold = 16 << 20
+
+// keep stores the op's data in memory or in the spill file.
+func (t *zeoTxn) keep(s *Server, o *op) error {
+	o.spillOff = -1
+	threshold := s.SpillThreshold
+	if threshold == 0 {
+		threshold = DefaultSpillThreshold
+	}
+	if o.data == nil || threshold < 0 || t.memBytes+int64(len(o.data)) <= threshold {
+		t.memBytes += int64(len(o.data))
+		return nil
+	}
+	if t.spill == nil {
+		f, err := os.CreateTemp(s.TempDir, "zeo-txn-*.tmp")
+		if err != nil {
+			return fmt.Errorf("spilling a large transaction: %w", err)
+		}
+		os.Remove(f.Name()) // anonymous: gone when closed, even after a crash
+		t.spill = f
+	}
+	if _, err := t.spill.WriteAt(o.data, t.spillEnd); err != nil {
+		return fmt.Errorf("spilling a large transaction: %w", err)
+	}
+	o.spillOff, o.spillLen = t.spillEnd, len(o.data)
+	t.spillEnd += int64(len(o.data))
+	o.data = nil
+	return nil
+}
+
+// dataOf returns the op's record data, reading it back if spilled.
+func (t *zeoTxn) dataOf(o *op) ([]byte, error) {
+	if o.spillOff < 0 {
+		return o.data, nil
+	}
+	b := make([]byte, o.spillLen)
+	if _, err := t.spill.ReadAt(b, o.spillOff); err != nil {
+		return nil, fmt.Errorf("reading back a spilled record: %w", err)
+	}
+	return b, nil
+}
+
+// dataLen is the op's record length.
+func (o *op) dataLen() int {
+	if o.spillOff >= 0 {
+		return o.spillLen
+	}
+	return len(o.data)
 }
 
 func (c *serverConn) checkWritable() error {
@@ -148,6 +209,9 @@ func (c *serverConn) queue(id any, o op) error {
 	}
 	if t.state != txnOpen {
 		return &StorageTransactionError{Args: Tuple{"operation after vote"}}
+	}
+	if err := t.keep(c.s, &o); err != nil {
+		return err
 	}
 	t.ops = append(t.ops, o)
 	if o.kind == opStore || o.kind == opRestore || o.kind == opDelete {
@@ -342,12 +406,12 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 	var pending []*ConflictError // client-resolution conflicts, by store order
 	// store handles a store's outcome: conflicts are collected in
 	// client-resolution mode; a later successful store of the oid wins.
-	store := func(o *op, err error) error {
+	store := func(o *op, data []byte, err error) error {
 		var ce *ConflictError
 		if err != nil && errors.As(err, &ce) && !ce.Read {
-			ce.Data = o.data
+			ce.Data = data
 			if ce.ClassName == "" {
-				ce.ClassName = recordClassName(o.data)
+				ce.ClassName = recordClassName(data)
 			}
 			if c.s.ClientConflictResolution {
 				pending = removeConflict(pending, o.oid)
@@ -355,7 +419,7 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 				return nil
 			}
 			if o.kind == opStore {
-				if resolved, rerr := resolveLength(ctx, st.storage, ce, o.data); rerr == nil {
+				if resolved, rerr := resolveLength(ctx, st.storage, ce, data); rerr == nil {
 					if err2 := stxn.Store(o.oid, ce.Committed, resolved); err2 == nil {
 						c.log.Info("conflict resolved", "oid", o.oid, "class", lengthClass)
 						t.changed = append(t.changed, o.oid)
@@ -377,10 +441,13 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 	var blobs []*op
 	for i := range t.ops {
 		o := &t.ops[i]
-		var err error
+		data, err := t.dataOf(o)
+		if err != nil {
+			return fail(err)
+		}
 		switch o.kind {
 		case opStore:
-			err = store(o, stxn.Store(o.oid, o.serial, o.data))
+			err = store(o, data, stxn.Store(o.oid, o.serial, data))
 		case opStoreBlob:
 			blobs = append(blobs, o)
 		case opCheckCurrent:
@@ -389,7 +456,7 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 			err = stxn.Delete(o.oid, o.serial)
 			t.changed = append(t.changed, o.oid)
 		case opRestore:
-			err = stxn.Restore(o.oid, o.serial, o.data, o.prev)
+			err = stxn.Restore(o.oid, o.serial, data, o.prev)
 			t.changed = append(t.changed, o.oid)
 		case opUndo:
 			var oids []Oid
@@ -407,7 +474,11 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 		if !ok {
 			return fail(errors.New("this storage does not store blobs"))
 		}
-		if err := store(o, bt.StoreBlob(o.oid, o.serial, o.data, o.blobPath)); err != nil {
+		data, err := t.dataOf(o)
+		if err != nil {
+			return fail(err)
+		}
+		if err := store(o, data, bt.StoreBlob(o.oid, o.serial, data, o.blobPath)); err != nil {
 			return fail(err)
 		}
 	}
@@ -487,7 +558,7 @@ func (c *serverConn) tpcFinish(_ context.Context, _ *Message, a []any) (any, err
 	st.mu.Unlock()
 	var size int
 	for i := range t.ops {
-		size += len(t.ops[i].data)
+		size += t.ops[i].dataLen()
 	}
 	c.log.Info("committed", "tid", t.tid, "objects", len(t.changed), "bytes", size, "duration", c.s.now().Sub(start))
 	info := st.storage.Info()
@@ -531,6 +602,9 @@ func (c *serverConn) endTxnLocked(committed bool) {
 	}
 	c.txn = nil
 	close(t.aborted)
+	if t.spill != nil {
+		t.spill.Close()
+	}
 	// Uploaded blob files not moved into the blob tree by a commit.
 	for i := range t.ops {
 		if t.ops[i].blobPath != "" {
