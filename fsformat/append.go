@@ -50,7 +50,9 @@ type TxnMeta struct {
 // looks committed. Durability is the caller's choice: call Sync after
 // Commit (FileStorage fsyncs at every tpc_finish).
 //
-// It is the only code in zodbctl that writes records.
+// It is the only code in zodbctl that writes records. It does not take
+// FileStorage's lock: call LockStorage first when a ZODB process could be
+// using the file.
 type Appender struct {
 	Name string
 	// Now is the clock used for new tids (time.Now if nil).

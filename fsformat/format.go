@@ -40,7 +40,11 @@
 // # Writing
 //
 // Appender (append.go) is the only code that writes records: it appends
-// transactions exactly as FileStorage's tpc_vote/tpc_finish do.
+// transactions exactly as FileStorage's tpc_vote/tpc_finish do. Create makes
+// a new file; OpenAppender scans an existing one (ScanIndex, FileStorage's
+// read_index) and repairs an interrupted commit at its end as a writable
+// FileStorage open does. LockStorage takes FileStorage's flock on
+// Data.fs.lock, for writers that may run beside ZODB.
 //
 // # Verifying
 //
