@@ -340,3 +340,38 @@ func serialOf(n int, last zeowire.Tid) []byte {
 	}
 	return last.Bytes()
 }
+
+func TestClientHelpers(t *testing.T) {
+	ts := startServer(t, nil)
+	c := dial(t, ts.addr, "1")
+	cx := ctx(t)
+	if _, _, err := c.LoadBefore(cx, 0, zeowire.MaxTid); !isPOSKey(err) {
+		t.Errorf("LoadBefore of a missing oid: %v", err)
+	}
+	tid, err := commit(t, c, 1, [3][]byte{z64, z64, []byte("root")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last, err := c.LastTransaction(cx); err != nil || last != tid {
+		t.Errorf("LastTransaction = %s %v", last, err)
+	}
+	rev, ok, err := c.LoadBefore(cx, 0, zeowire.MaxTid)
+	if err != nil || !ok || string(rev.Data) != "root" || rev.Start != tid || rev.End != 0 {
+		t.Errorf("LoadBefore = %+v %v %v", rev, ok, err)
+	}
+	if _, ok, err := c.LoadBefore(cx, 0, tid); ok || err != nil {
+		t.Errorf("LoadBefore before creation: %v %v", ok, err)
+	}
+	info, err := c.GetInfo(cx)
+	if v, _ := info.Get("length"); err != nil || !zeowire.Equal(v, int64(1)) {
+		t.Errorf("GetInfo = %s %v", zeowire.Repr(info), err)
+	}
+	st, err := c.ServerStatus(cx)
+	if v, _ := st.Get("commits"); err != nil || !zeowire.Equal(v, int64(1)) {
+		t.Errorf("ServerStatus = %s %v", zeowire.Repr(st), err)
+	}
+	js, err := zeowire.Ruok(cx, ts.addr)
+	if err != nil || !strings.HasPrefix(string(js), `{"1": {"connections": 1, "loads": 3,`) {
+		t.Errorf("Ruok = %s %v", js, err)
+	}
+}
