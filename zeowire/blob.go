@@ -214,7 +214,7 @@ func (c *serverConn) sendBlob(ctx context.Context, _ *Message, a []any) (any, er
 		}
 		if err != nil {
 			// The stream is broken; the client cannot be told in band.
-			c.log.Error("reading blob failed; closing", "oid", oid, "serial", serial, "error", err)
+			c.logger().Error("reading blob failed; closing", "oid", oid, "serial", serial, "error", err)
 			return nil, errCloseConn
 		}
 	}

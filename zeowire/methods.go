@@ -222,8 +222,8 @@ func (c *serverConn) register(ctx context.Context, _ *Message, a []any) (any, er
 	st.conns[c] = struct{}{}
 	last := st.storage.LastTransaction()
 	st.mu.Unlock()
-	c.log = c.log.With("storage", name)
-	c.log.Info("registered", "read_only", c.readOnly)
+	c.setLogger(c.logger().With("storage", name))
+	c.logger().Info("registered", "read_only", c.readOnly)
 	return last.Bytes(), nil
 }
 
@@ -255,7 +255,7 @@ func (c *serverConn) setClientLabel(_ context.Context, _ *Message, a []any) (any
 	if s, ok := a[0].(string); ok {
 		c.label = s
 	}
-	c.log = c.log.With("label", c.label)
+	c.setLogger(c.logger().With("label", c.label))
 	return nil, nil
 }
 
@@ -273,7 +273,7 @@ func (c *serverConn) getInvalidations(ctx context.Context, _ *Message, a []any) 
 				return invalidationsSince(ctx, it, tid)
 			}
 		}
-		c.log.Info("getInvalidations: cannot answer from the queue", "tid", tid)
+		c.logger().Info("getInvalidations: cannot answer from the queue", "tid", tid)
 		return nil, nil
 	}
 	seen := map[Oid]bool{}
@@ -607,13 +607,13 @@ func (c *serverConn) pack(ctx context.Context, m *Message, a []any) (any, error)
 	}
 	st := c.st
 	run := func() error {
-		c.log.Info("pack started", "time", t)
+		c.logger().Info("pack started", "time", t)
 		err := p.Pack(ctx, t)
 		if err != nil {
-			c.log.Error("pack failed", "error", err)
+			c.logger().Error("pack failed", "error", err)
 			return err
 		}
-		c.log.Info("pack finished")
+		c.logger().Info("pack finished")
 		info := st.storage.Info()
 		st.broadcast(nil, "info", Tuple{Dict{{Key: "length", Value: info.Length}, {Key: "size", Value: info.Size}}})
 		return nil
@@ -646,7 +646,7 @@ func (st *storageState) broadcastLocked(skip *serverConn, name string, args Tupl
 		if encoded[i] == nil {
 			p, err := oc.encode(&Message{ID: int64(0), Kind: KindAsync, Name: name, Args: args})
 			if err != nil {
-				oc.log.Error("cannot encode "+name, "error", err)
+				oc.logger().Error("cannot encode "+name, "error", err)
 				continue
 			}
 			encoded[i] = p
@@ -655,7 +655,7 @@ func (st *storageState) broadcastLocked(skip *serverConn, name string, args Tupl
 			select {
 			case <-oc.done:
 			default:
-				oc.log.Warn("client too slow: outbound queue full; closing", "message", name)
+				oc.logger().Warn("client too slow: outbound queue full; closing", "message", name)
 				oc.closeNow(errors.New("outbound queue full"))
 			}
 		}

@@ -251,7 +251,8 @@ func (s *Server) serveConn(nc net.Conn, id uint64) {
 	fr := NewFrameReader(nc, s.MaxFrameSize)
 	// Register before the handshake so Shutdown can close a connection that
 	// never answers.
-	c := &serverConn{s: s, id: id, log: log, nc: nc}
+	c := &serverConn{s: s, id: id, nc: nc}
+	c.setLogger(log)
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -293,8 +294,8 @@ func (s *Server) serveConn(nc net.Conn, id uint64) {
 		tr.closeNow(errors.New("server shutting down"))
 		return
 	}
-	c.log = log.With("encoding", string(codec.Letter()))
-	c.log.Info("connected")
+	c.setLogger(log.With("encoding", string(codec.Letter())))
+	c.logger().Info("connected")
 	c.readLoop()
 	c.cleanup()
 }
@@ -407,7 +408,7 @@ func (l *commitLock) grant(w *lockWaiter, now time.Time) {
 			if stale {
 				return
 			}
-			c.log.Error(fmt.Sprintf("Transaction timeout after %d seconds", int(d.Seconds())))
+			c.logger().Error(fmt.Sprintf("Transaction timeout after %d seconds", int(d.Seconds())))
 			c.closeNow(errors.New("transaction timeout"))
 		})
 		l.timer = timer

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // serverConn is one client connection of the server.
@@ -15,7 +16,7 @@ type serverConn struct {
 	s   *Server
 	id  uint64
 	nc  net.Conn
-	log *slog.Logger
+	log atomic.Pointer[slog.Logger] // grows attributes at register and set_client_label
 
 	// Set by register; read only by the reader goroutine and, after
 	// register, by the goroutines it starts.
@@ -38,6 +39,9 @@ type serverConn struct {
 	closed bool
 }
 
+func (c *serverConn) logger() *slog.Logger     { return c.log.Load() }
+func (c *serverConn) setLogger(l *slog.Logger) { c.log.Store(l) }
+
 // errCloseConn makes the reader close the connection without a reply.
 var errCloseConn = errors.New("close connection")
 
@@ -52,15 +56,15 @@ func (c *serverConn) readLoop() {
 			var tl *FrameTooLargeError
 			switch {
 			case errors.As(err, &tl):
-				c.log.Warn("frame too large; closing", "error", err)
+				c.logger().Warn("frame too large; closing", "error", err)
 			case isDisconnect(err):
-				c.log.Info("disconnected")
+				c.logger().Info("disconnected")
 			default:
 				select {
 				case <-c.done:
-					c.log.Info("disconnected", "reason", c.closeErr)
+					c.logger().Info("disconnected", "reason", c.closeErr)
 				default:
-					c.log.Warn("read failed; closing", "error", err)
+					c.logger().Warn("read failed; closing", "error", err)
 				}
 			}
 			return
@@ -69,7 +73,7 @@ func (c *serverConn) readLoop() {
 		m, err := c.codec.DecodeMessage(p)
 		c.fr.Release()
 		if err != nil {
-			c.log.Warn("undecodable message; closing", "error", err)
+			c.logger().Warn("undecodable message; closing", "error", err)
 			return
 		}
 		if m.IsHeartbeat() {
@@ -84,7 +88,7 @@ func (c *serverConn) readLoop() {
 // handle runs one message; false closes the connection.
 func (c *serverConn) handle(ctx context.Context, m *Message) bool {
 	if m.Kind != KindCall && m.Kind != KindAsync {
-		c.log.Warn("unexpected reply from client; closing", "msgid", Repr(m.ID))
+		c.logger().Warn("unexpected reply from client; closing", "msgid", Repr(m.ID))
 		return false
 	}
 	var meth *method
@@ -96,7 +100,7 @@ func (c *serverConn) handle(ctx context.Context, m *Message) bool {
 		meth = methods[m.Name]
 	}
 	if meth == nil {
-		c.log.Warn("Invalid method; closing", "method", m.Name)
+		c.logger().Warn("Invalid method; closing", "method", m.Name)
 		return false
 	}
 	args, err := meth.bind(m.Name, m.Args)
@@ -112,7 +116,7 @@ func (c *serverConn) handle(ctx context.Context, m *Message) bool {
 	}
 	if m.Kind == KindAsync {
 		if err != nil {
-			c.log.Warn("async call failed; closing", "method", m.Name, "error", err)
+			c.logger().Warn("async call failed; closing", "method", m.Name, "error", err)
 			return false
 		}
 		return true
@@ -126,7 +130,7 @@ func (c *serverConn) reply(msgid, result any, err error) error {
 	if err != nil {
 		class, args := ExceptionReply(err)
 		if !quietError(err) {
-			c.log.Warn("call failed", "error", err, "class", class)
+			c.logger().Warn("call failed", "error", err, "class", class)
 		}
 		m = Message{ID: msgid, Kind: KindError, Name: ReplyName, Args: Tuple{class, args}}
 	} else {
@@ -134,7 +138,7 @@ func (c *serverConn) reply(msgid, result any, err error) error {
 	}
 	p, encErr := c.encode(&m)
 	if encErr != nil {
-		c.log.Error("cannot encode reply; closing", "error", encErr)
+		c.logger().Error("cannot encode reply; closing", "error", encErr)
 		c.closeNow(encErr)
 		return encErr
 	}
@@ -200,7 +204,7 @@ func (c *serverConn) holdOthers(on bool) {
 	}
 	for _, p := range c.held {
 		if !c.trySend(p) {
-			c.log.Warn("client too slow: outbound queue full; closing")
+			c.logger().Warn("client too slow: outbound queue full; closing")
 			c.closeNow(errors.New("outbound queue full"))
 			break
 		}
@@ -222,7 +226,7 @@ func (c *serverConn) cleanup() {
 	c.mu.Lock()
 	c.closed = true
 	if c.txn != nil {
-		c.log.Info("aborting the transaction of a closed connection")
+		c.logger().Info("aborting the transaction of a closed connection")
 		c.abortTxnLocked()
 	}
 	c.mu.Unlock()

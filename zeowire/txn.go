@@ -179,7 +179,7 @@ func (c *serverConn) tpcBegin(_ context.Context, _ *Message, a []any) (any, erro
 	defer c.mu.Unlock()
 	if c.txn != nil {
 		if txnIDEqual(c.txn.id, a[0]) {
-			c.log.Warn("duplicate tpc_begin", "txn", Repr(a[0]))
+			c.logger().Warn("duplicate tpc_begin", "txn", Repr(a[0]))
 			return nil, nil
 		}
 		return nil, &StorageTransactionError{Args: Tuple{"Multiple simultaneous tpc_begin requests from the same client."}}
@@ -342,7 +342,7 @@ func (c *serverConn) vote(ctx context.Context, m *Message, a []any) (any, error)
 		return result, err
 	default:
 	}
-	c.log.Debug("vote waiting for the commit lock")
+	c.logger().Debug("vote waiting for the commit lock")
 	go func() {
 		select {
 		case <-w.ready:
@@ -380,7 +380,7 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 			st.mu.Lock()
 			st.stats.conflicts++
 			st.mu.Unlock()
-			c.log.Info("conflict", "oid", ce.Oid, "read", ce.Read)
+			c.logger().Info("conflict", "oid", ce.Oid, "read", ce.Read)
 		}
 		c.endTxnLocked(false)
 		return nil, err
@@ -421,7 +421,7 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 			if o.kind == opStore {
 				if resolved, rerr := resolveLength(ctx, st.storage, ce, data); rerr == nil {
 					if err2 := stxn.Store(o.oid, ce.Committed, resolved); err2 == nil {
-						c.log.Info("conflict resolved", "oid", o.oid, "class", lengthClass)
+						c.logger().Info("conflict resolved", "oid", o.oid, "class", lengthClass)
 						t.changed = append(t.changed, o.oid)
 						t.resolved = append(t.resolved, o.oid)
 						return nil
@@ -497,7 +497,7 @@ func (c *serverConn) voteLocked(ctx context.Context, t *zeoTxn) (any, error) {
 				{Key: "data", Value: ce.Data},
 			}
 		}
-		c.log.Info("conflicts returned to the client for resolution", "count", len(pending))
+		c.logger().Info("conflicts returned to the client for resolution", "count", len(pending))
 		return out, nil
 	}
 	if err := stxn.Vote(); err != nil {
@@ -536,7 +536,7 @@ func (c *serverConn) tpcFinish(_ context.Context, _ *Message, a []any) (any, err
 	st.mu.Lock()
 	if err := t.stxn.Finish(); err != nil {
 		st.mu.Unlock()
-		c.log.Error("tpc_finish failed; transaction aborted", "tid", t.tid, "error", err)
+		c.logger().Error("tpc_finish failed; transaction aborted", "tid", t.tid, "error", err)
 		t.stxn.Abort()
 		t.stxn = nil
 		c.endTxnLocked(false)
@@ -560,7 +560,7 @@ func (c *serverConn) tpcFinish(_ context.Context, _ *Message, a []any) (any, err
 	for i := range t.ops {
 		size += t.ops[i].dataLen()
 	}
-	c.log.Info("committed", "tid", t.tid, "objects", len(t.changed), "bytes", size, "duration", c.s.now().Sub(start))
+	c.logger().Info("committed", "tid", t.tid, "objects", len(t.changed), "bytes", size, "duration", c.s.now().Sub(start))
 	info := st.storage.Info()
 	c.sendAsync("info", Tuple{Dict{{Key: "length", Value: info.Length}, {Key: "size", Value: info.Size}}})
 	tid := t.tid
