@@ -16,13 +16,10 @@ type Current struct {
 	File  *fsformat.File
 	Index *OidIndex
 
-	// positions are the index's positions in ascending order: the streaming
-	// passes walk them in step with the file instead of probing the map for
-	// every record. present is a bitmap of the oids in the index when they
-	// are dense enough (the usual case: oids are allocated from 0 up), which
-	// answers Has without a random map access.
-	positions []int64
-	present   []uint64
+	// present is a bitmap of the oids in the index when they are dense
+	// enough (the usual case: oids are allocated from 0 up); it answers Has
+	// from a few cache lines instead of the index.
+	present []uint64
 }
 
 // OpenCurrent opens name read-only and gets its index as FileStorage does:
@@ -51,13 +48,11 @@ func OpenCurrent(name string, warn func(string)) (*Current, error) {
 			return nil, err
 		}
 	}
-	c := &Current{File: f, Index: idx, positions: make([]int64, 0, idx.Len())}
+	c := &Current{File: f, Index: idx}
 	var maxOid fsformat.Oid
-	for oid, pos := range idx.All() {
-		c.positions = append(c.positions, pos)
+	for oid := range idx.All() {
 		maxOid = max(maxOid, oid)
 	}
-	slices.Sort(c.positions)
 	if idx.Len() > 0 && uint64(maxOid) < 64*uint64(idx.Len())+(1<<20) {
 		c.present = make([]uint64, maxOid/64+1)
 		for oid := range idx.All() {
@@ -100,7 +95,8 @@ type CurrentRecord struct {
 // to find undone and unloadable objects. Data is valid only during the call.
 func (c *Current) EachCurrent(headersOnly bool, fn func(r *CurrentRecord) error) error {
 	f := c.File
-	next := 0 // index in c.positions of the next current record expected
+	seen := 0
+	var end int64 // where the iterator stopped
 	var cr CurrentRecord
 	stream := func() error {
 		for txn, err := range f.Transactions(fsformat.IterOptions{}) {
@@ -111,16 +107,11 @@ func (c *Current) EachCurrent(headersOnly bool, fn func(r *CurrentRecord) error)
 				if err != nil {
 					return nil
 				}
-				for next < len(c.positions) && c.positions[next] < rec.Pos {
-					next++ // not reached by the iterator (damaged file)
-				}
-				if next == len(c.positions) {
-					return nil
-				}
-				if c.positions[next] != rec.Pos {
+				end = rec.Pos + 1
+				if pos, ok := c.Index.Get(rec.Oid); !ok || pos != rec.Pos {
 					continue
 				}
-				next++
+				seen++
 				cr = CurrentRecord{Oid: rec.Oid, Tid: rec.Tid, Pos: rec.Pos}
 				if rec.IsBackpointer() {
 					cr.Data, cr.Err = c.load(rec.Pos)
@@ -131,15 +122,23 @@ func (c *Current) EachCurrent(headersOnly bool, fn func(r *CurrentRecord) error)
 					return err
 				}
 			}
+			end = txn.Next()
 		}
 		return nil
 	}
-	if err := stream(); err != nil {
+	if err := stream(); err != nil || seen == c.Index.Len() {
 		return err
 	}
 	// Current records the iterator did not reach (possible in damaged
 	// files): visit them by position.
-	for _, pos := range c.positions[next:] {
+	var rest []int64
+	for _, pos := range c.Index.All() {
+		if pos >= end {
+			rest = append(rest, pos)
+		}
+	}
+	slices.Sort(rest)
+	for _, pos := range rest {
 		h, err := f.ReadDataHeaderAt(pos)
 		cr = CurrentRecord{Oid: h.Oid, Tid: h.Tid, Pos: pos}
 		if err != nil {
