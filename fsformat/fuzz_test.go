@@ -65,6 +65,25 @@ func FuzzRecordParser(f *testing.F) {
 			}
 			fl.Close()
 		}
+		VerifyReader(ra, size, path, VerifyOptions{Deep: true})
+		if fl, err := NewFile(ra, size, path); err == nil {
+			for txn, err := range fl.Transactions(IterOptions{DataLimit: 16}) {
+				if err != nil {
+					break
+				}
+				for rec, err := range txn.Records() {
+					if err != nil {
+						break
+					}
+					if len(rec.Data) > 16 {
+						t.Fatalf("DataLimit ignored: %d bytes", len(rec.Data))
+					}
+					if rec.DataLen == 0 {
+						fl.LoadBackPrefix(rec.Oid, rec.Back, 16)
+					}
+				}
+			}
+		}
 		err := VerifyReader(ra, size, path, VerifyOptions{})
 		var ve *VerifyError
 		if err != nil && !errors.As(err, &ve) {
