@@ -608,7 +608,9 @@ func (c *serverConn) pack(ctx context.Context, m *Message, a []any) (any, error)
 	st := c.st
 	run := func() error {
 		c.logger().Info("pack started", "time", t)
-		err := p.Pack(ctx, t)
+		// The server's context, not the connection's: a pack asked for
+		// without waiting goes on after its client left.
+		err := p.Pack(c.s.ctx, t)
 		if err != nil {
 			c.logger().Error("pack failed", "error", err)
 			return err

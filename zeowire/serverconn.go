@@ -49,7 +49,10 @@ var errCloseConn = errors.New("close connection")
 var errDeferred = errors.New("reply deferred")
 
 func (c *serverConn) readLoop() {
-	ctx := c.s.ctx
+	// Calls (and the deferred work they start) stop when the connection
+	// ends or the server shuts down.
+	ctx, cancel := context.WithCancel(c.s.ctx)
+	defer cancel()
 	for {
 		p, err := c.fr.ReadFrame()
 		if err != nil {
