@@ -48,7 +48,10 @@
 //
 // # Verifying
 //
-// Verify (verify.go) is fstest.py: a sequential check with fstest's messages.
+// Verify (verify.go) is fstest.py: a sequential check with fstest's messages;
+// VerifyOptions.Deep adds prev-pointer and backpointer checks fstest lacks.
+// RawScan is the verbose Dumper's unvalidated walk. ScanIndex is
+// FileStorage's index-building scan, with its warnings and fatal errors.
 //
 // Choices a newcomer may question: Oid and Tid are uint64 (not [8]byte)
 // because they are compared and printed far more than they are sliced, and
