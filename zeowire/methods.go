@@ -683,14 +683,24 @@ type recIter struct {
 	records []DataRecord
 }
 
-func (c *serverConn) newIterID(v any) int64 {
+// maxIterators bounds the open iterators of one connection (the Python
+// client collects them with iterator_gc; a hostile one could open millions).
+const maxIterators = 10000
+
+func (c *serverConn) newIterID(v any) (int64, error) {
 	if c.iters == nil {
 		c.iters = map[int64]any{}
+	}
+	if len(c.iters) >= maxIterators {
+		if ti, ok := v.(*txnIter); ok {
+			ti.it.Close()
+		}
+		return 0, &RemoteError{Class: ClassException, Args: Tuple{fmt.Sprintf("too many open iterators (%d); call iterator_gc", maxIterators)}}
 	}
 	id := c.nextIter
 	c.nextIter++
 	c.iters[id] = v
-	return id
+	return id, nil
 }
 
 func (c *serverConn) iteratorStart(ctx context.Context, _ *Message, a []any) (any, error) {
@@ -710,7 +720,7 @@ func (c *serverConn) iteratorStart(ctx context.Context, _ *Message, a []any) (an
 	if err != nil {
 		return nil, err
 	}
-	return c.newIterID(&txnIter{it: ti}), nil
+	return c.newIterID(&txnIter{it: ti})
 }
 
 func (c *serverConn) iterFor(v any) (int64, any, error) {
@@ -766,7 +776,7 @@ func (c *serverConn) iteratorRecordStart(_ context.Context, _ *Message, a []any)
 	if !ok || !ti.hasLast || ti.lastTid != tid {
 		return nil, &RemoteError{Class: ClassException, Args: Tuple{fmt.Sprintf("Out-of-order request for records of transaction %s", Repr(a[1]))}}
 	}
-	return c.newIterID(&recIter{records: ti.records}), nil
+	return c.newIterID(&recIter{records: ti.records})
 }
 
 func (c *serverConn) iteratorRecordNext(_ context.Context, _ *Message, a []any) (any, error) {
