@@ -1,0 +1,182 @@
+package pack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/zodbctl/zodbctl/fsformat"
+)
+
+const fixtures = "../../testdata/fs"
+
+type packFact struct {
+	Error   *string `json:"error"`
+	GC      bool    `json:"gc"`
+	StopTid string  `json:"stop_tid"`
+}
+
+// packFacts reads every pack of facts.json: packed file (relative to
+// testdata/fs) → facts.
+func packFacts(t testing.TB) map[string]packFact {
+	b, err := os.ReadFile(filepath.Join(fixtures, "facts.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all map[string]struct {
+		Packs map[string]packFact `json:"packs"`
+	}
+	if err := json.Unmarshal(b, &all); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]packFact{}
+	for _, v := range all {
+		for k, p := range v.Packs {
+			out[k] = p
+		}
+	}
+	return out
+}
+
+func parseTid(t testing.TB, s string) fsformat.Tid {
+	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsformat.Tid(v)
+}
+
+func copyFile(t testing.TB, src, dst string) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyTree(t testing.TB, src, dst string) {
+	err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if e.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		copyFile(t, p, filepath.Join(dst, rel))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sourceOf maps a packed fixture to the file it was packed from.
+func sourceOf(packed string) string {
+	switch {
+	case packed == "blobs-packed/Data.fs":
+		return "blobs/Data.fs"
+	case strings.HasPrefix(packed, "multidb/gc/"):
+		return strings.Replace(packed, ".packed.fs", ".fs", 1)
+	default:
+		i := strings.Index(packed, ".packed-")
+		return packed[:i] + ".fs"
+	}
+}
+
+func listTree(t testing.TB, dir string) []string {
+	var out []string
+	filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		b, _ := os.ReadFile(p)
+		out = append(out, rel+" "+strconv.Itoa(len(b))+" "+string(b[:min(len(b), 64)]))
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+// TestPackFixtures packs each source fixture at the stop tid of every pack
+// ZODB made of it and compares the bytes of Data.fs, the .index (where ZODB's
+// is shipped), Data.fs.old and the blob directory.
+func TestPackFixtures(t *testing.T) {
+	for packed, fact := range packFacts(t) {
+		t.Run(packed, func(t *testing.T) {
+			src := sourceOf(packed)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "Data.fs")
+			copyFile(t, filepath.Join(fixtures, src), path)
+			blobDir := ""
+			if strings.HasPrefix(src, "blobs/") {
+				blobDir = filepath.Join(dir, "blobs")
+				copyTree(t, filepath.Join(fixtures, "blobs/blobs"), blobDir)
+			}
+			input, _ := os.ReadFile(path)
+			var warnings []string
+			res, err := Pack(context.Background(), path, blobDir, Options{
+				Stop: parseTid(t, fact.StopTid), GC: fact.GC,
+				Warn: func(s string) { warnings = append(warnings, s) },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fact.Error != nil {
+				// ZODB failed (dangling reference); zodbctl packs and reports.
+				if len(res.Dangling) == 0 {
+					t.Errorf("ZODB failed with %s; no dangling reference reported", *fact.Error)
+				}
+				return
+			}
+			got, _ := os.ReadFile(path)
+			want, err := os.ReadFile(filepath.Join(fixtures, packed))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("packed file differs: got %d bytes, want %d (result %+v)", len(got), len(want), res)
+			}
+			if !res.Packed {
+				// A no-op (redundant pack): nothing else may change.
+				if res.NoOp == "" {
+					t.Error("not packed and no reason given")
+				}
+				if _, err := os.Stat(path + ".index"); err == nil {
+					t.Error("index written by a no-op pack")
+				}
+				return
+			}
+			old, err := os.ReadFile(path + ".old")
+			if err != nil || !bytes.Equal(old, input) {
+				t.Errorf("Data.fs.old is not the input (%v)", err)
+			}
+			if wantIdx, err := os.ReadFile(filepath.Join(fixtures, packed+".index")); err == nil {
+				gotIdx, err := os.ReadFile(path + ".index")
+				if err != nil || !bytes.Equal(gotIdx, wantIdx) {
+					t.Errorf("index differs from ZODB's (%v)", err)
+				}
+			}
+			if blobDir != "" {
+				g, w := listTree(t, blobDir), listTree(t, filepath.Join(fixtures, "blobs-packed/blobs"))
+				if strings.Join(g, "\n") != strings.Join(w, "\n") {
+					t.Errorf("blob directory:\n%s\nwant:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
+				}
+				g, w = listTree(t, blobDir+".old"), listTree(t, filepath.Join(fixtures, "blobs/blobs"))
+				if strings.Join(g, "\n") != strings.Join(w, "\n") {
+					t.Errorf("blob .old directory:\n%s\nwant:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
+				}
+			}
+		})
+	}
+}
