@@ -187,4 +187,3 @@ func (s *scanner) trailer(pos int64, th *fsformat.TxnHeader) error {
 	}
 	return nil
 }
-
