@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+
+	"github.com/zodbctl/zodbctl/fsformat/pickle"
 )
 
 // method is one exported server method: its Python parameter names (for
@@ -545,7 +547,7 @@ func (c *serverConn) undoCommon(ctx context.Context, m *Message, name string, fi
 				for _, kv := range spec {
 					k, _ := kv.Key.(string)
 					v, ok := d.Get(k)
-					if !ok || !Equal(v, kv.Value) {
+					if !ok || !specMatches(kv.Value, v) {
 						return false
 					}
 				}
@@ -563,6 +565,35 @@ func (c *serverConn) undoCommon(ctx context.Context, m *Message, name string, fi
 		c.reply(m.ID, out, err)
 	}()
 	return nil, errDeferred
+}
+
+// specMatches compares an undoInfo specification value with an entry's
+// value. Zope passes ZopeUndo.Prefix(path), which equals any value starting
+// with path; it arrives as a REDUCE of that global, never constructed.
+func specMatches(spec, v any) bool {
+	if o, ok := spec.(*pickle.Object); ok {
+		g, isGlobal := o.Callable.(pickle.Global)
+		if !isGlobal || g.Module != "ZopeUndo.Prefix" || g.Name != "Prefix" || len(o.Args) != 1 {
+			return false
+		}
+		var prefix string
+		switch p := o.Args[0].(type) {
+		case string:
+			prefix = p
+		case []byte:
+			prefix = string(p)
+		default:
+			return false
+		}
+		switch x := v.(type) {
+		case string:
+			return strings.HasPrefix(x, prefix)
+		case []byte:
+			return strings.HasPrefix(string(x), prefix)
+		}
+		return false
+	}
+	return Equal(spec, v)
 }
 
 func undoEntry(t *TxnMeta) Dict {

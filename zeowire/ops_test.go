@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zodbctl/zodbctl/fsformat/pickle"
 	"github.com/zodbctl/zodbctl/zeowire"
 	"github.com/zodbctl/zodbctl/zeowire/memstore"
 )
@@ -373,5 +374,41 @@ func TestClientHelpers(t *testing.T) {
 	js, err := zeowire.Ruok(cx, ts.addr)
 	if err != nil || !strings.HasPrefix(string(js), `{"1": {"connections": 1, "loads": 3,`) {
 		t.Errorf("Ruok = %s %v", js, err)
+	}
+}
+
+// undoInfo with Zope's ZopeUndo.Prefix specification (pickle mode).
+func TestUndoInfoPrefix(t *testing.T) {
+	ts := startServer(t, func(s *zeowire.Server) { s.Msgpack = false })
+	c := dial(t, ts.addr, "1")
+	cx := ctx(t)
+	for i, desc := range []string{"/site/a edit", "/other edit", "/site/b edit"} {
+		c.Async("tpc_begin", int64(i+1), []byte("/ alice"), []byte(desc), zeowire.Dict{}, nil, " ")
+		c.Async("storea", oidb(uint64(i+1)), z64, []byte("x"), int64(i+1))
+		if _, err := c.Call(cx, "vote", int64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Call(cx, "tpc_finish", int64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := zeowire.Dict{{Key: "description", Value: &pickle.Object{Callable: pickle.Global{Module: "ZopeUndo.Prefix", Name: "Prefix"}, Args: zeowire.Tuple{"/site"}}}}
+	r, err := c.Call(cx, "undoInfo", 0, 20, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := asSeq(r)
+	if len(l) != 2 {
+		t.Fatalf("undoInfo = %s", zeowire.Repr(r))
+	}
+	for i, want := range []string{"/site/b edit", "/site/a edit"} {
+		if d, _ := l[i].(zeowire.Dict).Get("description"); string(d.([]byte)) != want {
+			t.Errorf("entry %d: %s", i, zeowire.Repr(d))
+		}
+	}
+	// An arbitrary global in the specification is refused at decoding.
+	bad := zeowire.Dict{{Key: "description", Value: &pickle.Object{Callable: pickle.Global{Module: "os", Name: "system"}, Args: zeowire.Tuple{"true"}}}}
+	if _, err := c.Call(cx, "undoInfo", 0, 20, bad); err == nil {
+		t.Error("undoInfo with os.system was answered")
 	}
 }
