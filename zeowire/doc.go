@@ -31,10 +31,13 @@
 //
 // [Server] has the net/http shape: fill in Storages and call Serve(ln); stop
 // with Shutdown(ctx). Each connection is served by one reader goroutine that
-// decodes frames and runs calls in arrival order, and one writer goroutine that
-// drains a bounded outbound queue. Slow calls (vote waiting for the commit
-// lock, pack, undoLog, undoInfo) are answered later from their own goroutine;
-// replies are matched by message id, as the protocol allows.
+// decodes frames and runs calls in arrival order and writes its replies
+// itself when the socket is idle; messages from other connections
+// (invalidations) go through a bounded queue drained by a per-connection
+// writer. Slow calls (vote waiting for the commit lock, pack, undoLog,
+// undoInfo) are answered later from their own goroutine; replies are matched
+// by message id, as the protocol allows. Large transactions spill their
+// records to a temporary file (Server.SpillThreshold).
 //
 // Commits follow the reference server: between tpc_begin and vote only an
 // operation log is kept per connection; vote takes the storage's commit lock
