@@ -18,19 +18,24 @@ import (
 // tid order.
 func TestConcurrentCommits(t *testing.T) {
 	for _, msgpack := range []bool{false, true} {
-		t.Run(fmt.Sprintf("msgpack=%v", msgpack), func(t *testing.T) {
-			testConcurrentCommits(t, msgpack)
-		})
+		for _, clientRes := range []bool{false, true} {
+			t.Run(fmt.Sprintf("msgpack=%v/client-resolution=%v", msgpack, clientRes), func(t *testing.T) {
+				testConcurrentCommits(t, msgpack, clientRes)
+			})
+		}
 	}
 }
 
-func testConcurrentCommits(t *testing.T, msgpack bool) {
+func testConcurrentCommits(t *testing.T, msgpack, clientRes bool) {
 	const (
 		clients = 8
 		commits = 40 // successful commits per client
 		objects = 3
 	)
-	ts := startServer(t, func(s *zeowire.Server) { s.Msgpack = msgpack })
+	ts := startServer(t, func(s *zeowire.Server) {
+		s.Msgpack = msgpack
+		s.ClientConflictResolution = clientRes
+	})
 	cx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	// Create the counters.
@@ -49,9 +54,11 @@ func testConcurrentCommits(t *testing.T, msgpack bool) {
 	var (
 		wg        sync.WaitGroup
 		conflicts [clients]int
-		own       [clients][]zeowire.Tid
-		invals    [clients]*seen
-		errs      = make(chan error, clients)
+		// conflicts returned for client-side resolution
+		resolvedConflicts [clients]int
+		own               [clients][]zeowire.Tid
+		invals            [clients]*seen
+		errs              = make(chan error, clients)
 	)
 	conns := make([]*zeowire.ClientConn, clients)
 	for i := range clients {
@@ -91,7 +98,8 @@ func testConcurrentCommits(t *testing.T, msgpack bool) {
 				txn := int64(i*100000 + n*100 + conflicts[i])
 				c.Async("tpc_begin", txn, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
 				c.Async("storea", oid, rev[1], binary.BigEndian.AppendUint64(nil, value+1), txn)
-				if _, err := c.Call(cx, "vote", txn); err != nil {
+				r, err = c.Call(cx, "vote", txn)
+				if err != nil {
 					var ce *zeowire.ConflictError
 					if !errors.As(err, &ce) {
 						errs <- err
@@ -100,6 +108,27 @@ func testConcurrentCommits(t *testing.T, msgpack bool) {
 					conflicts[i]++
 					c.Call(cx, "tpc_abort", txn)
 					continue
+				}
+				// Client-side resolution: add our increment to the
+				// committed value and vote again, as BTrees.Length does.
+				for len(asSeq(r)) > 0 {
+					resolvedConflicts[i]++
+					for _, e := range asSeq(r) {
+						d := e.(zeowire.Dict)
+						serials, _ := d.Get("serials")
+						committed := asSeq(serials)[0]
+						data, err := c.Call(cx, "loadSerial", oid, committed)
+						if err != nil {
+							errs <- err
+							return
+						}
+						v := binary.BigEndian.Uint64(data.([]byte))
+						c.Async("storea", oid, committed, binary.BigEndian.AppendUint64(nil, v+1), txn)
+					}
+					if r, err = c.Call(cx, "vote", txn); err != nil {
+						errs <- err
+						return
+					}
 				}
 				r, err = c.Call(cx, "tpc_finish", txn)
 				if err != nil {
@@ -137,7 +166,14 @@ func testConcurrentCommits(t *testing.T, msgpack bool) {
 	if v, _ := st.(zeowire.Dict).Get("conflicts"); !zeowire.Equal(v, int64(allConflicts)) {
 		t.Errorf("server counted %s conflicts, clients saw %d", zeowire.Repr(v), allConflicts)
 	}
-	t.Logf("%d commits, %d conflicts", clients*commits, allConflicts)
+	resolved := 0
+	for i := range clients {
+		resolved += resolvedConflicts[i]
+	}
+	if clientRes && (allConflicts != 0 || resolved == 0) {
+		t.Errorf("client resolution: %d ConflictErrors, %d resolutions", allConflicts, resolved)
+	}
+	t.Logf("%d commits, %d conflicts, %d resolved by the clients", clients*commits, allConflicts, resolved)
 	// Every client hears of every other client's commits, in order.
 	deadline := time.Now().Add(5 * time.Second)
 	for i := range clients {
