@@ -380,4 +380,3 @@ func packJSON(r *pack.Result, dry bool) packResultJSON {
 	}
 	return j
 }
-
