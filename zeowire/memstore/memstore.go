@@ -59,11 +59,34 @@ type Store struct {
 	nextOid zeowire.Oid
 	size    int64
 	blobDir string // "" without blobs
+	mapping bool   // present as MappingStorage
 }
 
-// New returns an empty storage reporting name in get_info.
+// MappingStorageInterfaces are the get_info interfaces of ZODB's
+// MappingStorage.
+var MappingStorageInterfaces = [][2]string{
+	{"ZODB.interfaces", "IStorage"},
+	{"ZODB.interfaces", "IStorageIteration"},
+	{"zope.interface", "Interface"},
+}
+
+// New returns an empty storage reporting name in get_info and the
+// features of a FileStorage (undo, record_iternext, restore, external GC).
 func New(name string) *Store {
 	return &Store{name: name, revs: map[zeowire.Oid][]revision{}, size: 4}
+}
+
+// NewMapping returns an empty storage that presents itself as ZODB's
+// MappingStorage does (zeo.conf <mappingstorage>): no undo, no
+// record_iternext, its interface list, and loadSerial errors carrying
+// (oid, serial). name is MappingStorage's name, "Mapping Storage" by default.
+func NewMapping(name string) *Store {
+	if name == "" {
+		name = "Mapping Storage"
+	}
+	s := New(name)
+	s.mapping = true
+	return s
 }
 
 var _ zeowire.Storage = (*Store)(nil)
@@ -76,12 +99,15 @@ func (s *Store) Info() zeowire.StorageInfo {
 	if s.blobDir != "" {
 		ifaces = BlobStorageInterfaces
 	}
+	if s.mapping {
+		ifaces = MappingStorageInterfaces
+	}
 	return zeowire.StorageInfo{
 		Name:                   s.name,
 		Length:                 int64(len(s.revs)),
 		Size:                   s.size,
-		SupportsUndo:           true,
-		SupportsRecordIternext: true,
+		SupportsUndo:           !s.mapping,
+		SupportsRecordIternext: !s.mapping,
 		Interfaces:             ifaces,
 	}
 }
@@ -131,6 +157,9 @@ func (s *Store) LoadSerial(_ context.Context, oid zeowire.Oid, serial zeowire.Ti
 		if r.tid == serial && r.data != nil {
 			return r.data, nil
 		}
+	}
+	if s.mapping {
+		return nil, &zeowire.POSKeyError{Oid: oid, Args: zeowire.Tuple{oid.Bytes(), serial.Bytes()}}
 	}
 	return nil, &zeowire.POSKeyError{Oid: oid}
 }
