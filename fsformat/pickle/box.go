@@ -112,14 +112,49 @@ func setItemOn(target, k, v any) error {
 	return b.setItem(k, v)
 }
 
+// addToSet adds items to s, skipping those already there (Python's set
+// semantics; as for dicts, large sets only find duplicates among keys of the
+// common types).
 func addToSet(s *Set, items []any) error {
 	for _, it := range items {
 		if err := checkHashable(it); err != nil {
 			return err
 		}
+		if !s.contains(it) {
+			s.Items = append(s.Items, it)
+			if s.index != nil {
+				if k, ok := keyOf(it); ok {
+					s.index[k] = struct{}{}
+				}
+			}
+		}
 	}
-	s.Items = append(s.Items, items...)
 	return nil
+}
+
+func (s *Set) contains(it any) bool {
+	if s.index == nil && len(s.Items) < smallDict {
+		for _, x := range s.Items {
+			if keyEqual(x, it) {
+				return true
+			}
+		}
+		return false
+	}
+	if s.index == nil {
+		s.index = make(map[dictKey]struct{}, 2*len(s.Items))
+		for _, x := range s.Items {
+			if k, ok := keyOf(x); ok {
+				s.index[k] = struct{}{}
+			}
+		}
+	}
+	k, ok := keyOf(it)
+	if !ok {
+		return false
+	}
+	_, found := s.index[k]
+	return found
 }
 
 func checkHashable(k any) error {

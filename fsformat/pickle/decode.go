@@ -424,24 +424,23 @@ func (d *Decoder) step(op byte) error {
 		if err != nil {
 			return err
 		}
-		switch string(line) {
-		case "00":
-			d.push(false)
-		case "01":
-			d.push(true)
-		default:
-			v, err := parseInt(string(line), false)
-			if err != nil {
-				return err
-			}
-			d.push(v)
+		if len(line) == 0 {
+			return ErrTruncated
 		}
+		v, err := parseINT(line)
+		if err != nil {
+			return err
+		}
+		d.push(v)
 	case opLong:
 		line, err := d.readLine()
 		if err != nil {
 			return err
 		}
-		v, err := parseInt(string(line), true)
+		if len(line) == 0 {
+			return ErrTruncated
+		}
+		v, err := parseLONG(line)
 		if err != nil {
 			return err
 		}
@@ -451,9 +450,12 @@ func (d *Decoder) step(op byte) error {
 		if err != nil {
 			return err
 		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(string(line)), 64)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return fmt.Errorf("could not convert string to float: %q", line)
+		if len(line) == 0 {
+			return ErrTruncated
+		}
+		f, err := parseFLOAT(line)
+		if err != nil {
+			return err
 		}
 		d.push(f)
 	case opBinfloat:
@@ -708,9 +710,9 @@ func (d *Decoder) step(op byte) error {
 		if err != nil {
 			return err
 		}
-		idx, err := strconv.ParseUint(string(line), 10, 64)
+		idx, err := parseMemoIndex(line, "PUT")
 		if err != nil {
-			return fmt.Errorf("invalid PUT argument %q", line)
+			return err
 		}
 		v, err := d.top()
 		if err != nil {
@@ -748,9 +750,9 @@ func (d *Decoder) step(op byte) error {
 		if err != nil {
 			return err
 		}
-		idx, err := strconv.ParseUint(string(line), 10, 64)
+		idx, err := parseMemoIndex(line, "GET")
 		if err != nil {
-			return fmt.Errorf("invalid GET argument %q", line)
+			return err
 		}
 		v, err := d.memoGet(idx)
 		if err != nil {
@@ -980,23 +982,6 @@ func normInt(n *big.Int) any {
 		return n.Int64()
 	}
 	return n
-}
-
-// parseInt parses the text of INT and LONG opcodes (Python's int(s, 0); LONG
-// may end in "L", as Python 2 wrote it).
-func parseInt(s string, long bool) (any, error) {
-	t := strings.TrimSpace(s)
-	if long {
-		t = strings.TrimSuffix(t, "L")
-	}
-	if v, err := strconv.ParseInt(t, 10, 64); err == nil {
-		return v, nil
-	}
-	n, ok := new(big.Int).SetString(t, 0)
-	if !ok || len(t) > 100000 {
-		return nil, fmt.Errorf("invalid literal for int(): %q", s)
-	}
-	return normInt(n), nil
 }
 
 // unquotePy2String decodes the argument of STRING: a quoted Python 2 string

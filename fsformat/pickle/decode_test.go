@@ -174,7 +174,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"\x80\x06N.", "unsupported pickle protocol: 6"},
 		{"\xff", "invalid load key"},
 		{"S'abc\n.", "quoted"},
-		{"Iabc\n.", "invalid literal"},
+		{"Iabc\n.", "could not convert string to int"},
 		{"]q\x00h\x00a.", "recursive"},
 		{"}]K\x01s.", "unhashable"},
 		{"\x82\x01.", "extension"},

@@ -38,6 +38,8 @@ type ByteArray []byte
 type Set struct {
 	Items  []any
 	Frozen bool
+
+	index map[dictKey]struct{} // decoding large sets: items seen
 }
 
 // Global is a reference to module.name (a class or function), produced by
@@ -164,7 +166,7 @@ func equalDepth(a, b any, depth int) bool {
 		return true
 	case *Set:
 		y, ok := b.(*Set)
-		return ok && x.Frozen == y.Frozen && equalSlices(x.Items, y.Items, depth)
+		return ok && x.Frozen == y.Frozen && sameItems(x.Items, y.Items, depth)
 	case Global:
 		y, ok := b.(Global)
 		return ok && x == y
@@ -182,6 +184,25 @@ func equalDepth(a, b any, depth int) bool {
 			equalDepth(x.DictItems, y.DictItems, depth+1)
 	}
 	return false
+}
+
+// sameItems compares sets: the same items in any order.
+func sameItems(x, y []any, depth int) bool {
+	if len(x) != len(y) {
+		return false
+	}
+	used := make([]bool, len(y))
+next:
+	for _, a := range x {
+		for j, b := range y {
+			if !used[j] && equalDepth(a, b, depth+1) {
+				used[j] = true
+				continue next
+			}
+		}
+		return false
+	}
+	return true
 }
 
 func equalSlices(x, y []any, depth int) bool {
