@@ -245,6 +245,10 @@ type item struct {
 
 var errScanRefs = errors.New("reading references")
 
+// ErrNoRoot: the root object (oid 0) has no current record at the pack time
+// while other objects do. A GC pack would delete everything; refused.
+var ErrNoRoot = errors.New("the root object (oid 0x00) has no current record at the pack time (deleted or creation undone): a GC pack would remove every object; use --no-gc")
+
 // push queues a reference target unless it is already marked; a target
 // without a current record is dangling.
 func (m *marker) push(it item) {
@@ -336,6 +340,11 @@ func (m *marker) gc(ctx context.Context) error {
 	for i, d := range m.dbs {
 		d.reach = fsindex.New()
 		d.reachEx = map[fsformat.Oid][]int64{}
+		if _, ok := d.cur.Get(0); !ok && d.cur.Len() > 0 {
+			// ZODB fails with KeyError(z64). Skipping it as another
+			// dangling reference would delete the whole database.
+			return fmt.Errorf("%s: %w", d.path, ErrNoRoot)
+		}
 		m.push(item{db: int32(i), oid: 0, fromDB: int32(i)})
 	}
 	return m.mark(ctx)
