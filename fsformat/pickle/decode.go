@@ -265,9 +265,10 @@ func (d *Decoder) bytesValue(b []byte) []byte {
 }
 
 func (d *Decoder) memoPut(idx uint64, v any) {
-	// A legitimate pickle has at most one memo entry per two input bytes, so
-	// the dense slice never grows beyond the input's size.
-	if idx < uint64(len(d.data))+16 {
+	// Picklers number memo entries 0, 1, 2…; the dense slice grows only for
+	// such indexes (at most about twice the entries so far), so a stray large
+	// index costs a map entry, not a slice of that size.
+	if idx < uint64(len(d.memo)) || idx <= uint64(2*d.memoCount+256) {
 		if idx >= uint64(len(d.memo)) {
 			d.memo = append(d.memo, make([]memoSlot, int(idx)+1-len(d.memo))...)
 		}
