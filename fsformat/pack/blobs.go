@@ -54,6 +54,9 @@ func oidDir(layout string, oid fsformat.Oid) string {
 // move to <blob_dir>.old, which then also gets hard links to every blob
 // file that stays, so it holds the complete pre-pack set.
 func removeBlobs(dir string, removals []blobRemoval, keepOld bool) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil // no blob stored yet
+	}
 	layout, err := blobLayout(dir)
 	if err != nil {
 		return err

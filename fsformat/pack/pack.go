@@ -40,7 +40,8 @@ type Options struct {
 	// Swapped runs right after the swap, under CommitLock, with the result
 	// (new size and index), so a server can reopen its file.
 	Swapped func(*Result) error
-	// Hook, for crash tests, is called at named points: "gc", "written"
+	// Hook, for crash tests, is called at named points: "gc", "copied"
+	// (phase 2 done, FILE.pack partly written), "written"
 	// (FILE.pack complete and synced), "linked" (Data.fs.old made),
 	// "unindexed" (stale Data.fs.index removed), "renamed", "blobs",
 	// "indexed".
@@ -303,6 +304,7 @@ func packOne(ctx context.Context, d *db, spec Database, r *Result, opt Options, 
 		r.SizeAfter = r.SizeBefore
 		return nil
 	}
+	hook(opt, "copied")
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -180,3 +180,73 @@ func TestPackFixtures(t *testing.T) {
 		})
 	}
 }
+
+// A transaction committed while the pack runs (here: right after phase 2)
+// is carried over under CommitLock: the result is what packing the grown
+// file gives.
+func TestPackCarriesOverConcurrentCommits(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Data.fs")
+	copyFile(t, filepath.Join(fixtures, "basic.fs"), path)
+	stop := parseTid(t, "03f6fee19ccccccc") // mid: later transactions exist
+	commit := func(p string) {
+		a, err := fsformat.OpenAppender(p, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if _, err := a.Begin(fsformat.TxnMeta{Description: []byte("during pack")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Store(1, []byte("\x80\x03cmymod\nThing\nq\x00.\x80\x03}q\x01.")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	locked, swapped := false, false
+	res, err := Pack(context.Background(), path, "", Options{Stop: stop, GC: true,
+		Hook: func(p string) {
+			if p == "copied" {
+				commit(path)
+			}
+		},
+		CommitLock: func() func() { locked = true; return func() { locked = false } },
+		Swapped: func(r *Result) error {
+			if !locked {
+				t.Error("Swapped called without the commit lock")
+			}
+			swapped = true
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !swapped || locked {
+		t.Errorf("swapped %v, still locked %v", swapped, locked)
+	}
+	// The same input packed offline.
+	ref := filepath.Join(dir, "ref.fs")
+	copyFile(t, path+".old", ref)
+	if _, err := Pack(context.Background(), ref, "", Options{Stop: stop, GC: true}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	want, _ := os.ReadFile(ref)
+	if !bytes.Equal(got, want) || res.SizeAfter != int64(len(want)) {
+		t.Fatalf("online pack: %d bytes, offline pack of the grown file: %d", len(got), len(want))
+	}
+	gi, _ := os.ReadFile(path + ".index")
+	wi, _ := os.ReadFile(ref + ".index")
+	if !bytes.Equal(gi, wi) {
+		t.Error("index differs")
+	}
+	if !bytes.Contains(got, []byte("during pack")) {
+		t.Error("the concurrent transaction is missing")
+	}
+}
