@@ -32,6 +32,10 @@ var ErrClosed = errors.New("zeo connection closed")
 // on one connection.
 const DefaultOutboundQueue = 1024
 
+// maxQueuedBytes bounds the bytes waiting for one connection's socket (a
+// single larger message is still accepted when nothing else waits).
+const maxQueuedBytes = 64 << 20
+
 // transport is the part shared by server connections and ClientConn: a
 // frame reader used by one reading goroutine, and a bounded queue of
 // encoded frames written to the socket by one writer at a time.
@@ -48,13 +52,14 @@ type transport struct {
 	codec Codec
 	max   int // queue bound
 
-	mu      sync.Mutex
-	space   *sync.Cond // the queue shrank, or the connection closed
-	pending [][]byte   // framed messages waiting for the socket
-	spare   [][]byte
-	writing bool // someone is writing pending to the socket
-	closing bool // graceful close: flush, then close the socket
-	dead    bool // socket closed or failed: drop everything
+	mu           sync.Mutex
+	space        *sync.Cond // the queue shrank, or the connection closed
+	pending      [][]byte   // framed messages waiting for the socket
+	pendingBytes int
+	spare        [][]byte
+	writing      bool // someone is writing pending to the socket
+	closing      bool // graceful close: flush, then close the socket
+	dead         bool // socket closed or failed: drop everything
 
 	sent      *atomic.Int64 // if set, counts the bytes written
 	kick      chan struct{} // wakes the background writer
@@ -97,6 +102,7 @@ func (t *transport) flushLocked() {
 	for len(t.pending) > 0 && !t.dead {
 		batch := t.pending
 		t.pending = t.spare[:0]
+		t.pendingBytes = 0
 		t.spare = nil
 		t.mu.Unlock()
 		var err error
@@ -127,7 +133,7 @@ func (t *transport) flushLocked() {
 	}
 	t.writing = false
 	if t.closing || t.dead {
-		t.pending = nil
+		t.pending, t.pendingBytes = nil, 0
 		t.nc.Close()
 		t.dead = true
 		t.space.Broadcast()
@@ -138,7 +144,7 @@ func (t *transport) flushLocked() {
 // writes the queue itself if no write is in progress.
 func (t *transport) send(p []byte) error {
 	t.mu.Lock()
-	for len(t.pending) >= t.max && !t.dead && !t.closing {
+	for t.full(len(p)) && !t.dead && !t.closing {
 		t.space.Wait()
 	}
 	if t.dead || t.closing {
@@ -146,6 +152,7 @@ func (t *transport) send(p []byte) error {
 		return ErrClosed
 	}
 	t.pending = append(t.pending, p)
+	t.pendingBytes += len(p)
 	if !t.writing {
 		t.writing = true
 		t.flushLocked()
@@ -154,15 +161,21 @@ func (t *transport) send(p []byte) error {
 	return nil
 }
 
+// full reports whether n more bytes would exceed the queue's bounds.
+func (t *transport) full(n int) bool {
+	return len(t.pending) >= t.max || (len(t.pending) > 0 && t.pendingBytes+n > maxQueuedBytes)
+}
+
 // trySend queues a framed message without waiting or writing; false if the
 // queue is full or the connection closed.
 func (t *transport) trySend(p []byte) bool {
 	t.mu.Lock()
-	if t.dead || t.closing || len(t.pending) >= t.max {
+	if t.dead || t.closing || t.full(len(p)) {
 		t.mu.Unlock()
 		return false
 	}
 	t.pending = append(t.pending, p)
+	t.pendingBytes += len(p)
 	writing := t.writing
 	t.mu.Unlock()
 	if !writing {
@@ -196,7 +209,7 @@ func (t *transport) close(reason error) {
 			}()
 		} else {
 			t.dead = true
-			t.pending = nil
+			t.pending, t.pendingBytes = nil, 0
 			t.nc.Close()
 		}
 	}
@@ -212,7 +225,7 @@ func (t *transport) closeNow(reason error) {
 	t.mu.Lock()
 	t.dead = true
 	t.closing = true
-	t.pending = nil
+	t.pending, t.pendingBytes = nil, 0
 	t.space.Broadcast()
 	t.mu.Unlock()
 	// Closing while another goroutine writes is safe and makes it fail.
