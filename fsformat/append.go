@@ -57,6 +57,12 @@ type Appender struct {
 	Name string
 	// Now is the clock used for new tids (time.Now if nil).
 	Now func() time.Time
+	// Durable makes Commit fsync twice: once the records, redundant length
+	// and tlen are written (so the status byte can never reach the disk
+	// before them), and again after the status byte. FileStorage itself
+	// only fsyncs once, after the status; without Durable, call Sync after
+	// Commit for the same guarantee.
+	Durable bool
 
 	f       *os.File
 	idx     Index
@@ -75,6 +81,7 @@ type Appender struct {
 	tlen    int64 // bytes written so far from tpos
 	written []oidPos
 	buf     []byte
+	broken  error // set when the file's state is unknown; Begin refuses
 }
 
 type oidPos struct {
@@ -202,6 +209,9 @@ func (a *Appender) File() *os.File { return a.f }
 func (a *Appender) Begin(meta TxnMeta) (Tid, error) {
 	if a.in {
 		return 0, errors.New("fsformat: Begin while a transaction is in progress")
+	}
+	if a.broken != nil {
+		return 0, a.broken
 	}
 	if len(meta.User) > 65535 {
 		return 0, errors.New("user name too long")
@@ -338,10 +348,25 @@ func (a *Appender) Commit() (Tid, error) {
 		a.Abort()
 		return 0, err
 	}
+	if a.Durable {
+		if err := a.f.Sync(); err != nil {
+			a.Abort()
+			return 0, err
+		}
+	}
 	b = append(b[:0], a.status)
 	if _, err := a.f.WriteAt(b, a.tpos+16); err != nil {
 		a.Abort()
 		return 0, err
+	}
+	if a.Durable {
+		if err := a.f.Sync(); err != nil {
+			// The status may or may not be on disk: the file must be
+			// reopened (OpenAppender) to know.
+			a.in = false
+			a.broken = fmt.Errorf("%s: fsync after commit: %w", a.Name, err)
+			return 0, a.broken
+		}
 	}
 	for _, w := range a.written {
 		a.idx.Set(w.oid, w.pos)

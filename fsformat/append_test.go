@@ -116,6 +116,7 @@ func TestAppenderNewTransactions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.Durable = true
 	clock := time.Date(2024, 2, 28, 23, 59, 59, 999999999, time.UTC)
 	a.Now = func() time.Time { return clock } // a frozen clock: tids must still increase
 	root := []byte("\x80\x03cpersistent.mapping\nPersistentMapping\nq\x00.\x80\x03}q\x01.")
