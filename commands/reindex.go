@@ -3,9 +3,7 @@ package commands
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -118,26 +116,17 @@ func (s *scanIndex) Set(oid fsformat.Oid, pos int64) {
 	}
 }
 
-// lockStorage takes FileStorage's lock: an exclusive non-blocking flock on
-// path+".lock" (zc.lockfile), writing our pid into it as zc.lockfile does.
+// lockStorage takes FileStorage's lock on path+".lock" (fsformat.LockStorage)
+// for a command that writes the storage's files (reindex, pack). The message
+// of a lock held elsewhere says why it matters.
 func lockStorage(path string) (unlock func(), err error) {
-	name := path + ".lock"
-	lf, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o666)
+	l, err := fsformat.LockStorage(path)
 	if err != nil {
+		var le *fsformat.LockError
+		if errors.As(err, &le) {
+			return nil, fmt.Errorf("%s is locked by another process (a running server?)", le.Path)
+		}
 		return nil, err
 	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lf.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s is locked by another process (a running server?)", name)
-		}
-		return nil, fmt.Errorf("locking %s: %w", name, err)
-	}
-	if err := lf.Truncate(0); err == nil {
-		io.WriteString(lf, fmt.Sprintf(" %d\n", os.Getpid()))
-	}
-	return func() {
-		syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
-		lf.Close()
-	}, nil
+	return func() { l.Unlock() }, nil
 }

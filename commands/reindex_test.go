@@ -148,7 +148,7 @@ func TestReindexErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errs := runReindexCmd(fs)
-	if code != ExitFailure || !strings.Contains(errs, "locked by another process") {
+	if code != ExitFailure || !strings.Contains(errs, fs+".lock is locked by another process") {
 		t.Errorf("locked: %d %q", code, errs)
 	}
 	if _, err := os.Stat(fs + ".index"); !os.IsNotExist(err) {
