@@ -231,6 +231,7 @@ type marker struct {
 	dangling []Dangling
 	unknown  map[string]*UnknownDB
 	crossOut int // cross-database references seen (single pack: the warning)
+	buf      []byte
 }
 
 type item struct {
@@ -296,7 +297,7 @@ func (m *marker) mark(ctx context.Context) error {
 // follow queues the references of the record at pos (findrefs).
 func (m *marker) follow(di int, oid fsformat.Oid, pos int64) error {
 	d := m.dbs[di]
-	data, _, err := d.file.LoadRecord(pos)
+	data, err := m.load(d, pos)
 	if errors.Is(err, fsformat.ErrNoData) {
 		return nil
 	}
@@ -332,6 +333,33 @@ func (m *marker) follow(di int, oid fsformat.Oid, pos int64) error {
 		m.push(item{db: int32(t), oid: fsformat.Oid(r.Oid), fromDB: int32(di), from: oid, fromPos: pos, cross: true})
 	}
 	return nil
+}
+
+// load returns the object state of the record at pos. Records are mostly
+// small: one read of a few KiB usually brings the header and the whole
+// pickle (LoadRecord needs two), which halves the reads of the GC walk.
+func (m *marker) load(d *db, pos int64) ([]byte, error) {
+	const guess = 4 << 10
+	n := int64(guess)
+	if rest := d.sc.w.size - pos; rest < n {
+		n = rest
+	}
+	if n < fsformat.DataHeaderLen {
+		return nil, fmt.Errorf("%s: data record at %d runs past the end of the file", d.path, pos)
+	}
+	if cap(m.buf) < guess {
+		m.buf = make([]byte, guess)
+	}
+	b := m.buf[:n]
+	if _, err := d.sc.w.r.ReadAt(b, pos); err != nil {
+		return nil, fmt.Errorf("%s: data record at %d: %w", d.path, pos, err)
+	}
+	h := fsformat.ParseDataHeader(b)
+	if h.DataLen > 0 && h.VersionLen == 0 && h.DataLen <= n-fsformat.DataHeaderLen {
+		return b[fsformat.DataHeaderLen : fsformat.DataHeaderLen+h.DataLen], nil
+	}
+	data, _, err := d.file.LoadRecord(pos)
+	return data, err
 }
 
 // gc marks every database from its root, then from the extra roots of the
