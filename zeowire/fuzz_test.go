@@ -15,11 +15,20 @@ import (
 // FuzzServerFrames sends a registered pickle connection one arbitrary frame
 // followed by a ping: the server must answer the ping or close the
 // connection, never panic or hang, and keep serving others.
-func FuzzServerFrames(f *testing.F) {
+func FuzzServerFrames(f *testing.F) { fuzzServerFrames(f, zeowire.PickleCodec{}) }
+
+// FuzzServerFramesMsgpack is FuzzServerFrames on an "M5" connection.
+func FuzzServerFramesMsgpack(f *testing.F) { fuzzServerFrames(f, zeowire.MsgpackCodec{}) }
+
+func fuzzServerFrames(f *testing.F, codec zeowire.Codec) {
+	encoding := "pickle"
+	if codec.Letter() == 'M' {
+		encoding = "msgpack"
+	}
 	files, _ := filepath.Glob(filepath.Join(zeoData, "*.jsonl"))
 	for _, file := range files {
 		for _, r := range readTranscript(f, file) {
-			if r.Dir == "c2s" && r.Kind == "frame" && r.Encoding == "pickle" && len(r.Hex) < 2000 {
+			if r.Dir == "c2s" && r.Kind == "frame" && r.Encoding == encoding && len(r.Hex) < 2000 {
 				b, _ := hex.DecodeString(r.Hex)
 				f.Add(b)
 			}
@@ -33,8 +42,8 @@ func FuzzServerFrames(f *testing.F) {
 	}
 	go srv.Serve(ln)
 	defer srv.Shutdown(f.Context())
-	register, _ := zeowire.PickleCodec{}.AppendMessage(nil, &zeowire.Message{ID: int64(1), Kind: zeowire.KindCall, Name: "register", Args: zeowire.Tuple{"1", false}})
-	ping, _ := zeowire.PickleCodec{}.AppendMessage(nil, &zeowire.Message{ID: "ping-after", Kind: zeowire.KindCall, Name: "ping", Args: zeowire.Tuple{}})
+	register, _ := codec.AppendMessage(nil, &zeowire.Message{ID: int64(1), Kind: zeowire.KindCall, Name: "register", Args: zeowire.Tuple{"1", false}})
+	ping, _ := codec.AppendMessage(nil, &zeowire.Message{ID: "ping-after", Kind: zeowire.KindCall, Name: "ping", Args: zeowire.Tuple{}})
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		nc, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
@@ -47,7 +56,7 @@ func FuzzServerFrames(f *testing.F) {
 			t.Fatal(err)
 		}
 		var out []byte
-		out = zeowire.AppendFrame(out, []byte("Z5"))
+		out = zeowire.AppendFrame(out, []byte{codec.Letter(), '5'})
 		out = zeowire.AppendFrame(out, register)
 		out = zeowire.AppendFrame(out, frame)
 		out = zeowire.AppendFrame(out, ping)
@@ -63,7 +72,7 @@ func FuzzServerFrames(f *testing.F) {
 				}
 				return // closed: fine
 			}
-			m, err := (zeowire.PickleCodec{}).DecodeMessage(p)
+			m, err := codec.DecodeMessage(p)
 			if err != nil {
 				t.Fatalf("server sent an undecodable frame %x: %v", p, err)
 			}
