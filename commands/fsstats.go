@@ -32,8 +32,9 @@ all Python dies in median(); zodbctl prints the summary and stops (exit 0).
 
 --json writes JSON Lines instead: {"type":"summary", txns, objects,
 revisions}; one {"type":"histogram", name, total, median, mean, mode, max,
-binsize, bins} per histogram of the text report (bins: counts per bin of
-binsize); one {"type":"class", class, num, median, mean, mode} per class.`,
+binsize, bins} per histogram of the text report (bins: the non-empty bins as
+[start, count] pairs); one {"type":"class", class, num, median, mean, mode}
+per class.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "write JSON Lines (fields in the description)"},
 		},

@@ -24,7 +24,16 @@ type Histogram struct {
 	counts []int64
 
 	binSize int64
-	bins    []int64
+	bins    []bin // the non-empty bins in ascending order
+}
+
+// bin is one non-empty bin: fsstats' bins list is dense ([0] * (1 +
+// max // binsize)), which a single huge value (a multi-GB transaction, or
+// any number in hand-made fsdump text) would make huge; the empty bins only
+// ever print as "   ...", so they are not stored.
+type bin struct {
+	index int64
+	count int64
 }
 
 // Add counts one occurrence of v.
@@ -101,14 +110,20 @@ func (h *Histogram) Max() int64 {
 
 // MakeBins groups the values into bins of binSize.
 func (h *Histogram) MakeBins(binSize int64) {
-	var maxKey int64
-	if len(h.keys) > 0 {
-		maxKey = h.Max()
-	}
 	h.binSize = binSize
-	h.bins = make([]int64, 1+maxKey/binSize)
-	for i, k := range h.keys {
-		h.bins[k/binSize] += h.counts[i]
+	h.bins = h.bins[:0]
+	order := make([]int, len(h.keys))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return h.keys[order[a]] < h.keys[order[b]] })
+	for _, i := range order {
+		idx := h.keys[i] / binSize
+		if n := len(h.bins); n > 0 && h.bins[n-1].index == idx {
+			h.bins[n-1].count += h.counts[i]
+		} else {
+			h.bins = append(h.bins, bin{idx, h.counts[i]})
+		}
 	}
 }
 
@@ -420,13 +435,7 @@ func (s *Stats) walk(hist func(name string, h *Histogram, binSize int64, useBins
 	for i := len(byCount) - 1; i >= 0; i-- {
 		h := &byCount[i].size
 		h.MakeBins(50)
-		nonEmpty := 0
-		for _, b := range h.bins {
-			if b != 0 {
-				nonEmpty++
-			}
-		}
-		if nonEmpty != 1 {
+		if len(h.bins) != 1 {
 			hist("Object size for "+byCount[i].name, h, 50, true)
 		}
 	}
@@ -434,8 +443,9 @@ func (s *Stats) walk(hist func(name string, h *Histogram, binSize int64, useBins
 
 // WriteJSON writes the statistics as JSON Lines: a "summary" object, one
 // "histogram" object per report of the text output (name, total, median,
-// mean, mode, max, binsize, bins) and one "class" object per class (class,
-// num, median, mean, mode), in the text report's order.
+// mean, mode, max, binsize, bins: the non-empty bins as [start, count]
+// pairs) and one "class" object per class (class, num, median, mean, mode),
+// in the text report's order.
 func (s *Stats) WriteJSON(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
@@ -450,17 +460,21 @@ func (s *Stats) WriteJSON(w io.Writer) error {
 			if h.Size() > 0 {
 				mean = h.Mean()
 			}
+			bins := make([][2]int64, len(h.bins))
+			for i, b := range h.bins {
+				bins[i] = [2]int64{b.index * h.binSize, b.count}
+			}
 			enc.Encode(struct {
-				Type    string  `json:"type"`
-				Name    string  `json:"name"`
-				Total   int64   `json:"total"`
-				Median  int64   `json:"median"`
-				Mean    any     `json:"mean"`
-				Mode    int64   `json:"mode"`
-				Max     int64   `json:"max"`
-				BinSize int64   `json:"binsize"`
-				Bins    []int64 `json:"bins"`
-			}{"histogram", name, h.Size(), h.Median(), mean, h.Mode(), h.Max(), h.binSize, h.bins})
+				Type    string     `json:"type"`
+				Name    string     `json:"name"`
+				Total   int64      `json:"total"`
+				Median  int64      `json:"median"`
+				Mean    any        `json:"mean"`
+				Mode    int64      `json:"mode"`
+				Max     int64      `json:"max"`
+				BinSize int64      `json:"binsize"`
+				Bins    [][2]int64 `json:"bins"`
+			}{"histogram", name, h.Size(), h.Median(), mean, h.Mode(), h.Max(), h.binSize, bins})
 		}, func(classes []*classStats) {
 			for _, c := range classes {
 				h := &c.size
@@ -500,8 +514,8 @@ func report(w *bufio.Writer, h *Histogram, name string, binSize int64, useBins b
 	}
 	var maxBin, tot int64
 	for _, b := range h.bins {
-		maxBin = max(maxBin, b)
-		tot += b
+		maxBin = max(maxBin, b.count)
+		tot += b.count
 	}
 	// dot = max(maxval / 40, 1): the int 1 unless maxval/40 >= 1, then a
 	// float (1.0 for exactly 40).
@@ -518,18 +532,15 @@ func report(w *bufio.Writer, h *Histogram, name string, binSize int64, useBins b
 		w.WriteString("1")
 	}
 	w.WriteString("\n")
-	gap := false
 	var cum int64
 	var line []byte
-	for i, n := range h.bins {
-		if n == 0 {
-			if !gap {
-				w.WriteString("   ...\n")
-			}
-			gap = true
-			continue
+	next := int64(0) // the bin index after the last one printed
+	for _, b := range h.bins {
+		if b.index > next {
+			w.WriteString("   ...\n") // one line for a run of empty bins
 		}
-		gap = false
+		next = b.index + 1
+		n := b.count
 		cum += n
 		p := int64(pyTrueDiv(100*n, tot))
 		pc := int64(pyTrueDiv(100*cum, tot))
@@ -537,7 +548,7 @@ func report(w *bufio.Writer, h *Histogram, name string, binSize int64, useBins b
 		if dotIsFloat {
 			stars = int64(pyFloorDiv(float64(n), dot))
 		}
-		line = fmt.Appendf(line[:0], "%6d %6d %3d%% %3d%% ", int64(i)*binSize, n, p, pc)
+		line = fmt.Appendf(line[:0], "%6d %6d %3d%% %3d%% ", b.index*binSize, n, p, pc)
 		for range stars {
 			line = append(line, '*')
 		}

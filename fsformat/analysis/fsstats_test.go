@@ -1,6 +1,9 @@
 package analysis
 
 import (
+	"bytes"
+	"io"
+	"os"
 	"strings"
 	"testing"
 )
@@ -81,4 +84,25 @@ func TestParsePyInt(t *testing.T) {
 			t.Errorf("ParsePyInt(%q) = %d, %v", tc.in, got, err)
 		}
 	}
+}
+
+// FuzzParseFsdump: any text parses without panicking, and a report can be
+// written for it.
+func FuzzParseFsdump(f *testing.F) {
+	for _, name := range []string{"basic.fs.fsdump.txt", "dangling.fs.fsdump.txt", "multidb/Data2.fs.fsdump.txt"} {
+		b, err := os.ReadFile("../../testdata/fs/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("Trans tid=1 size=99999999999999999999\n  data oid=ffffffffffffffffff size=1 class=x\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		s := NewStats()
+		if err := s.ParseFsdump(bytes.NewReader(text)); err != nil {
+			return
+		}
+		s.Report(io.Discard)
+		s.WriteJSON(io.Discard)
+	})
 }

@@ -27,8 +27,8 @@ func (x *OidIndex) Get(oid fsformat.Oid) (int64, bool) {
 		if p := x.dense[oid]; p != 0 {
 			return p - 1, true
 		}
-		return 0, false
 	}
+	// An oid stored before the slice grew over it stays in the map.
 	p, ok := x.sparse[oid]
 	return p, ok
 }
@@ -40,7 +40,11 @@ func (x *OidIndex) Set(oid fsformat.Oid, pos int64) {
 	}
 	if uint64(oid) < uint64(len(x.dense)) {
 		if x.dense[oid] == 0 {
-			x.n++
+			if _, old := x.sparse[oid]; old {
+				delete(x.sparse, oid)
+			} else {
+				x.n++
+			}
 		}
 		x.dense[oid] = pos + 1
 		return
@@ -62,19 +66,13 @@ func (x *OidIndex) grow(n int) {
 		copy(d, x.dense)
 		x.dense = d
 	}
-	// Entries that were sparse and now fit the slice move into it.
-	for oid, pos := range x.sparse {
-		if uint64(oid) < uint64(n) {
-			x.dense[oid] = pos + 1
-			delete(x.sparse, oid)
-		}
-	}
 }
 
 // Len is the number of oids.
 func (x *OidIndex) Len() int { return x.n }
 
-// All yields every oid and position (dense ones in oid order first).
+// All yields every oid and position (dense ones in oid order first; an oid
+// is in the map only while the slice does not hold it).
 func (x *OidIndex) All() iter.Seq2[fsformat.Oid, int64] {
 	return func(yield func(fsformat.Oid, int64) bool) {
 		for oid, p := range x.dense {
@@ -102,12 +100,8 @@ type oidMap[V any] struct {
 }
 
 func (m *oidMap[V]) get(oid fsformat.Oid) (V, bool) {
-	if uint64(oid) < uint64(len(m.dense)) {
-		if m.has[oid/64]&(1<<(oid%64)) != 0 {
-			return m.dense[oid], true
-		}
-		var zero V
-		return zero, false
+	if uint64(oid) < uint64(len(m.dense)) && m.has[oid/64]&(1<<(oid%64)) != 0 {
+		return m.dense[oid], true
 	}
 	v, ok := m.sparse[oid]
 	return v, ok
@@ -126,18 +120,15 @@ func (m *oidMap[V]) set(oid fsformat.Oid, v V) {
 		for len(m.has) < (n+63)/64 {
 			m.has = append(m.has, 0)
 		}
-		for o, sv := range m.sparse {
-			if uint64(o) < uint64(n) {
-				m.dense[o] = sv
-				m.has[o/64] |= 1 << (o % 64)
-				delete(m.sparse, o)
-			}
-		}
 	}
 	if uint64(oid) < uint64(len(m.dense)) {
 		if m.has[oid/64]&(1<<(oid%64)) == 0 {
 			m.has[oid/64] |= 1 << (oid % 64)
-			m.n++
+			if _, old := m.sparse[oid]; old {
+				delete(m.sparse, oid)
+			} else {
+				m.n++
+			}
 		}
 		m.dense[oid] = v
 		return
