@@ -6,6 +6,7 @@
 #   bench/fs.sh /tmp/bench.fs
 #
 # Runs each command RUNS times (default 3) and keeps the best wall time.
+# Where Python's ZODB is importable, fstest.py and fsdump.py are timed too.
 set -euo pipefail
 file=${1:?usage: bench/fs.sh FILE}
 runs=${RUNS:-3}
@@ -44,11 +45,17 @@ results=$(
 	run cat cat "$file"
 	run verify "$bin" verify "$file"
 	run fsdump "$bin" fsdump "$file"
+	# The Python tools, where ZODB is importable (PYTHON=... to choose).
+	py=${PYTHON:-python3}
+	if "$py" -c 'import ZODB' 2>/dev/null; then
+		run fstest.py "$py" -m ZODB.scripts.fstest "$file"
+		run fsdump.py "$py" -m ZODB.FileStorage.fsdump "$file"
+	fi
 )
 cat_s=$(echo "$results" | awk '$1=="cat" {print $2}')
-printf '%-8s %10s %10s %12s\n' command seconds "x cat" "peak RSS"
+printf '%-10s %10s %10s %12s\n' command seconds "x cat" "peak RSS"
 echo "$results" | while read -r name secs rss; do
 	ratio=$(echo "scale=2; $secs / $cat_s" | bc 2>/dev/null) || ratio="?"
 	if [ "$rss" = 0 ]; then rss_s="n/a"; else rss_s="$((rss / 1024)) MiB"; fi
-	printf '%-8s %10s %10s %12s\n' "$name" "$secs" "$ratio" "$rss_s"
+	printf '%-10s %10s %10s %12s\n' "$name" "$secs" "$ratio" "$rss_s"
 done
