@@ -168,10 +168,10 @@ func (s *scanner) data(tpos int64, th *fsformat.TxnHeader, pos int64, r *record)
 		return s.fail(pos, "data record size exceeds transaction size: %d > %d", pos+r.len(), tpos+th.Len)
 	}
 	if r.Prev < 0 || r.Prev >= pos {
-		return s.fail(pos, "invalid previous pointer: %d", r.Prev)
+		return s.fail(pos, "invalid previous pointer: %d", uint64(r.Prev))
 	}
 	if r.back < 0 || r.back >= pos && r.back != 0 {
-		return s.fail(pos, "invalid back pointer: %d", r.Prev)
+		return s.fail(pos, "invalid back pointer: %d", uint64(r.Prev))
 	}
 	return nil
 }
