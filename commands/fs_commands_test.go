@@ -417,3 +417,31 @@ func TestJSONStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionRecord: a legacy version record (vlen > 0) is stepped over by
+// verify, as fstest does, and reported as unsupported by fsdump.
+func TestVersionRecord(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	b := append([]byte(nil), fsformat.MagicFS30[:]...)
+	data := []byte("\x80\x03cm\nC\nq\x00.")
+	recLen := 42 + 16 + 3 + len(data)
+	h := fsformat.TxnHeader{Tid: 0x03f5945838888888, Len: int64(23 + recLen), Status: ' '}
+	b = h.AppendTo(b)
+	d := fsformat.DataHeader{Oid: 5, Tid: h.Tid, TxnPos: 4, VersionLen: 3, DataLen: int64(len(data))}
+	b = d.AppendTo(b)
+	b = binary.BigEndian.AppendUint64(b, 0) // pnv
+	b = binary.BigEndian.AppendUint64(b, 0) // pv
+	b = append(b, "ver"...)
+	b = append(b, data...)
+	b = binary.BigEndian.AppendUint64(b, uint64(h.Len))
+	os.WriteFile("v.fs", b, 0o644)
+	out, errs, exit := run(t, "verify", "-v", "-v", "v.fs")
+	if exit != 0 || errs != "" || out != "        27: object oid 0x0000000000000005 #0\n         4: transaction tid 0x03f5945838888888 #0 \nno errors detected" {
+		t.Errorf("verify: exit %d, %q, %q", exit, errs, out)
+	}
+	_, errs, exit = run(t, "fsdump", "v.fs")
+	if exit != 1 || !strings.Contains(errs, "v.fs: at 27: data record with non-zero version length 3") {
+		t.Errorf("fsdump: exit %d, %q", exit, errs)
+	}
+}
