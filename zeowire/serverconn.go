@@ -117,18 +117,36 @@ func (c *serverConn) handle(ctx context.Context, m *Message) bool {
 	if err == errCloseConn {
 		return false
 	}
+	var prefix []byte
+	if ra, ok := result.(replyAfter); ok {
+		prefix, result = ra.frame, ra.result
+	}
 	if m.Kind == KindAsync {
+		if prefix != nil && !c.queueOther(prefix, true) {
+			return false
+		}
 		if err != nil {
 			c.logger().Warn("async call failed; closing", "method", m.Name, "error", err)
 			return false
 		}
 		return true
 	}
-	return c.reply(m.ID, result, err) == nil
+	return c.replyWithPrefix(m.ID, result, err, prefix) == nil
+}
+
+// replyAfter is a handler result whose reply must follow frame (already
+// encoded) in the same write: tpc_finish's info message.
+type replyAfter struct {
+	frame  []byte
+	result any
 }
 
 // reply sends the result or the exception reply for msgid.
 func (c *serverConn) reply(msgid, result any, err error) error {
+	return c.replyWithPrefix(msgid, result, err, nil)
+}
+
+func (c *serverConn) replyWithPrefix(msgid, result any, err error, prefix []byte) error {
 	var m Message
 	if err != nil {
 		class, args := ExceptionReply(err)
@@ -144,6 +162,9 @@ func (c *serverConn) reply(msgid, result any, err error) error {
 		c.logger().Error("cannot encode reply; closing", "error", encErr)
 		c.closeNow(encErr)
 		return encErr
+	}
+	if prefix != nil {
+		p = append(prefix, p...)
 	}
 	if !c.queueOther(p, true) {
 		return ErrClosed

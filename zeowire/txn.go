@@ -562,12 +562,14 @@ func (c *serverConn) tpcFinish(_ context.Context, _ *Message, a []any) (any, err
 	}
 	c.logger().Info("committed", "tid", t.tid, "objects", len(t.changed), "bytes", size, "duration", c.s.now().Sub(start))
 	info := st.storage.Info()
-	c.sendAsync("info", Tuple{Dict{{Key: "length", Value: info.Length}, {Key: "size", Value: info.Size}}})
+	// info precedes the reply; both go out in one write.
+	infoFrame, infoErr := c.encode(&Message{ID: int64(0), Kind: KindAsync, Name: "info", Args: Tuple{Dict{{Key: "length", Value: info.Length}, {Key: "size", Value: info.Size}}}})
 	tid := t.tid
-	// The reply must precede the lock release only in the sense that the
-	// lock must not be released before the invalidations were queued.
 	c.endTxnLocked(true)
-	return tid.Bytes(), nil
+	if infoErr != nil {
+		return tid.Bytes(), nil
+	}
+	return replyAfter{frame: infoFrame, result: tid.Bytes()}, nil
 }
 
 func (c *serverConn) tpcAbort(_ context.Context, _ *Message, a []any) (any, error) {
