@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/big"
 	"os"
+	"path/filepath"
 
 	"github.com/google/renameio/v2"
 
@@ -40,7 +41,9 @@ func Read(path string) (*Index, uint64, error) {
 // Write saves x with pos as Data.fs.index at path, as FileStorage does: the
 // whole file is written aside, synced and renamed over path.
 func Write(path string, x *Index, pos uint64) error {
-	pf, err := renameio.NewPendingFile(path, renameio.WithPermissions(0o666))
+	// The temporary file goes next to the index, as FileStorage's
+	// Data.fs.index.index_tmp does (not in $TMPDIR).
+	pf, err := renameio.NewPendingFile(path, renameio.WithPermissions(0o666), renameio.WithTempDir(filepath.Dir(path)))
 	if err != nil {
 		return err
 	}
@@ -387,6 +390,7 @@ func (l *loader) addBucket(prefixBytes, bucket []byte) error {
 				x.n -= len(p.keys)
 				delete(x.pages, prefix<<8|hi)
 				x.order = nil
+				x.last = nil
 			}
 		}
 		for i := 0; i < n; i++ {
@@ -411,6 +415,7 @@ func (l *loader) addBucket(prefixBytes, bucket []byte) error {
 			}
 			copy(p.vals, vals[6*i:6*j])
 			x.pages[prefix<<8|uint64(hi)] = p
+			x.last = nil
 			x.n += j - i
 			i = j
 		}

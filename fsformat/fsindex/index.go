@@ -48,6 +48,22 @@ type Index struct {
 	// order caches the sorted page keys; nil after a page is added or
 	// removed.
 	order []uint64
+	// last is the page most recently used (lastKey its key): scans touch
+	// the oids of one page in a row, so this saves most map lookups.
+	last    *page
+	lastKey uint64
+}
+
+// page returns the page for key, or nil.
+func (x *Index) page(key uint64) *page {
+	if x.last != nil && x.lastKey == key {
+		return x.last
+	}
+	p := x.pages[key]
+	if p != nil {
+		x.last, x.lastKey = p, key
+	}
+	return p
 }
 
 // page holds the oids oid>>8 == its key: low bytes ascending, and the
@@ -82,7 +98,7 @@ func getPos(b []byte) uint64 {
 
 // Get returns the position stored for oid.
 func (x *Index) Get(oid uint64) (pos uint64, ok bool) {
-	p := x.pages[oid>>8]
+	p := x.page(oid >> 8)
 	if p == nil {
 		return 0, false
 	}
@@ -104,11 +120,12 @@ func (x *Index) Set(oid, pos uint64) {
 		x.pages = make(map[uint64]*page)
 	}
 	key := oid >> 8
-	p := x.pages[key]
+	p := x.page(key)
 	if p == nil {
 		p = &page{}
 		x.pages[key] = p
 		x.order = nil
+		x.last, x.lastKey = p, key
 	}
 	if pos >= MaxPos {
 		if x.huge == nil {
@@ -121,8 +138,13 @@ func (x *Index) Set(oid, pos uint64) {
 	low := byte(oid)
 	i, found := p.find(low)
 	if !found {
-		p.keys = slices.Insert(p.keys, i, low)
-		p.vals = slices.Insert(p.vals, 6*i, 0, 0, 0, 0, 0, 0)
+		if i == len(p.keys) {
+			p.keys = append(p.keys, low)
+			p.vals = append(p.vals, 0, 0, 0, 0, 0, 0)
+		} else {
+			p.keys = slices.Insert(p.keys, i, low)
+			p.vals = slices.Insert(p.vals, 6*i, 0, 0, 0, 0, 0, 0)
+		}
 		x.n++
 	}
 	putPos(p.vals[6*i:], pos&(MaxPos-1))
@@ -131,7 +153,7 @@ func (x *Index) Set(oid, pos uint64) {
 // Delete removes oid; it reports whether oid was there.
 func (x *Index) Delete(oid uint64) bool {
 	key := oid >> 8
-	p := x.pages[key]
+	p := x.page(key)
 	if p == nil {
 		return false
 	}
@@ -148,6 +170,7 @@ func (x *Index) Delete(oid uint64) bool {
 	if len(p.keys) == 0 {
 		delete(x.pages, key)
 		x.order = nil
+		x.last = nil
 	}
 	return true
 }
