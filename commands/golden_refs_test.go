@@ -2,7 +2,6 @@ package commands
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,20 +28,7 @@ func init() {
 
 	// fsoids runs are named fsoids-<oids>; the arguments are the recorded
 	// command's.
-	raw, err := os.ReadFile("../testdata/fs/commands.json")
-	if err != nil {
-		panic(err)
-	}
-	var entries []goldenEntry
-	if err := json.Unmarshal(raw, &entries); err != nil {
-		panic(err)
-	}
-	for _, e := range entries {
-		if _, dup := goldenTools[e.Tool]; dup || !strings.HasPrefix(e.Tool, "fsoids-") {
-			continue
-		}
-		registerGolden(e.Tool, goldenTool{Args: scriptArgs("fsoids"), Crash: fsoidsCrash})
-	}
+	registerGoldenPrefix("fsoids-", goldenTool{Args: scriptArgs("fsoids"), Crash: fsoidsCrash})
 }
 
 // scriptArgs maps a recorded "script.py ARGS... [py3fix]" to "zodbctl

@@ -60,6 +60,32 @@ type goldenTool struct {
 
 var goldenTools = map[string]goldenTool{}
 
+// goldenPrefixes maps a tool-name prefix (e.g. "fsoids-", whose runs are
+// named after their arguments) to its mapping, for families of recorded runs.
+var goldenPrefixes = map[string]goldenTool{}
+
+// registerGoldenPrefix declares the zodbctl equivalent of every recorded tool
+// whose name starts with prefix and has no exact registration.
+func registerGoldenPrefix(prefix string, gt goldenTool) {
+	if _, dup := goldenPrefixes[prefix]; dup {
+		panic("golden tool prefix registered twice: " + prefix)
+	}
+	goldenPrefixes[prefix] = gt
+}
+
+// lookupGolden finds the mapping of a recorded tool name.
+func lookupGolden(tool string) (goldenTool, bool) {
+	if gt, ok := goldenTools[tool]; ok {
+		return gt, true
+	}
+	for prefix, gt := range goldenPrefixes {
+		if strings.HasPrefix(tool, prefix) {
+			return gt, true
+		}
+	}
+	return goldenTool{}, false
+}
+
 // registerGolden declares the zodbctl equivalent of a recorded tool name.
 func registerGolden(tool string, gt goldenTool) {
 	if _, dup := goldenTools[tool]; dup {
@@ -104,7 +130,7 @@ func TestGolden(t *testing.T) {
 	unmapped := map[string]int{}
 	ran := 0
 	for _, e := range entries {
-		gt, ok := goldenTools[e.Tool]
+		gt, ok := lookupGolden(e.Tool)
 		if !ok {
 			unmapped[e.Tool]++
 			continue
