@@ -2,10 +2,11 @@
 // Python ZEO 5 and 6 clients and servers) and a ZEO server on top of it.
 //
 // One implementation serves both directions: the framing ([FrameReader],
-// [AppendFrame]), the handshake ([ServerHandshake], [ClientHandshake]), the
-// message model ([Message]) and the two encodings ([Codec]: pickle protocol 3
-// for "Z5", msgpack for "M5") are used by [Server] and by the client
-// connection [ClientConn] alike.
+// [AppendFrame]), the handshake (server side in [Server], client side in
+// [Dial] and [NewClientConn]), the message model ([Message]) and the two
+// encodings ([Codec]: pickle protocol 3 for "Z5", msgpack for "M5") are used
+// by [Server] and by the client connection [ClientConn] alike. The pickle
+// codec is fsformat/pickle; the value types are its types.
 //
 // # Values on the wire
 //
