@@ -36,6 +36,9 @@ type Options struct {
 	// CommitLock, for a pack of a live storage, takes the storage's commit
 	// lock; it is held only while the transactions committed during the
 	// pack are copied and the files swapped. Nil: the file is not growing.
+	// While it is held no transaction may be in progress in the file (an
+	// Appender between Begin and Commit): a trailing 'c' transaction is not
+	// copied.
 	CommitLock func() (unlock func())
 	// Swapped runs right after the swap, under CommitLock, with the result
 	// (new size and index), so a server can reopen its file.

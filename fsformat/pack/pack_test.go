@@ -250,3 +250,31 @@ func TestPackCarriesOverConcurrentCommits(t *testing.T) {
 		t.Error("the concurrent transaction is missing")
 	}
 }
+
+// With DiscardOld (pack-keep-old false) neither Data.fs.old nor the blob
+// directory's .old remains; the blob directory is the same.
+func TestPackBlobsDiscardOld(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Data.fs")
+	copyFile(t, filepath.Join(fixtures, "blobs/Data.fs"), path)
+	blobDir := filepath.Join(dir, "blobs")
+	copyTree(t, filepath.Join(fixtures, "blobs/blobs"), blobDir)
+	// A stale .old from an earlier pack is removed first.
+	os.MkdirAll(blobDir+".old/junk", 0o755)
+	res, err := Pack(context.Background(), path, blobDir, Options{Stop: parseTid(t, "0x03f88148c3333333"), GC: true, DiscardOld: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BlobFiles != 2 || res.BlobDirs != 1 {
+		t.Errorf("removed %d blob files and %d directories, want 2 and 1", res.BlobFiles, res.BlobDirs)
+	}
+	for _, p := range []string{path + ".old", blobDir + ".old"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s kept", p)
+		}
+	}
+	g, w := listTree(t, blobDir), listTree(t, filepath.Join(fixtures, "blobs-packed/blobs"))
+	if strings.Join(g, "\n") != strings.Join(w, "\n") {
+		t.Errorf("blob directory:\n%s\nwant:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
+	}
+}
