@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,11 +30,14 @@ refused. The Data.fs itself is never modified: where FileStorage would
 truncate a damaged tail, its warning is printed and the index stops at the
 last complete transaction.
 
-Prints one summary line; a progress bar goes to stderr when it is a
-terminal.
+Prints one summary line (--json: one object {"index", "objects", "pos"});
+a progress bar goes to stderr when it is a terminal.
 
 Example:
   zodbctl reindex var/filestorage/Data.fs`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print the summary as a JSON object"},
+		},
 		Action: runReindex,
 	})
 }
@@ -89,6 +93,15 @@ func runReindex(c *cli.Context) error {
 	}
 	if err := fsindex.Write(path+".index", idx.Index, uint64(res.End)); err != nil {
 		return exitWith(ExitFailure, "zodbctl reindex: %v", err)
+	}
+	if c.Bool("json") {
+		out, _ := json.Marshal(struct {
+			Index   string `json:"index"`
+			Objects int    `json:"objects"`
+			Pos     int64  `json:"pos"`
+		}{path + ".index", idx.Len(), res.End})
+		fmt.Fprintf(c.App.Writer, "%s\n", out)
+		return nil
 	}
 	fmt.Fprintf(c.App.Writer, "%s.index: %d objects, data up to %d\n", path, idx.Len(), res.End)
 	return nil

@@ -133,6 +133,15 @@ func TestReindexMatchesOpenReports(t *testing.T) {
 	}
 }
 
+func TestReindexJSON(t *testing.T) {
+	fs := copyFixture(t, "../testdata/fs/basic.fs")
+	code, out, errs := runReindexCmd("--json", fs)
+	want := `{"index":"` + fs + `.index","objects":132,"pos":44699}` + "\n"
+	if code != 0 || out != want || errs != "" {
+		t.Errorf("got %d %q %q, want %q", code, out, errs, want)
+	}
+}
+
 func TestReindexErrors(t *testing.T) {
 	if code, _, errs := runReindexCmd(); code != ExitUsage || !strings.Contains(errs, "expected one FILE") {
 		t.Errorf("no args: %d %q", code, errs)
