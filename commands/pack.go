@@ -59,7 +59,7 @@ Example:
 			&cli.StringFlag{Name: "tid", Usage: "pack with this stop `TID` (16 hex digits)"},
 			&cli.BoolFlag{Name: "no-gc", Usage: "keep every object current at the pack time (pack-gc false)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be removed; write nothing"},
-			&cli.StringFlag{Name: "blob-dir", Usage: "the blob directory of FILE (one database only)"},
+			&cli.StringSliceFlag{Name: "blob-dir", Usage: "the blob `DIR` of FILE; with several databases NAME=DIR (repeat the flag)"},
 			&cli.BoolFlag{Name: "refuse-multi", Usage: "refuse when a packed file references a database not packed with it"},
 			&cli.BoolFlag{Name: "no-keep-old", Usage: "delete FILE.old after the pack (pack-keep-old false)"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per database"},
@@ -98,11 +98,30 @@ func runPack(c *cli.Context) error {
 				return usageError("pack: with several files, name each one: NAME=FILE")
 			}
 		}
-		if c.String("blob-dir") != "" {
-			return usageError("pack: --blob-dir applies to a single database")
+	}
+	for _, b := range c.StringSlice("blob-dir") {
+		if len(dbs) == 1 && dbs[0].Name == "" {
+			if dbs[0].BlobDir != "" {
+				return usageError("pack: --blob-dir given twice")
+			}
+			dbs[0].BlobDir = b
+			continue
+		}
+		name, dir, ok := strings.Cut(b, "=")
+		found := false
+		for i := range dbs {
+			if ok && dbs[i].Name == name {
+				dbs[i].BlobDir, found = dir, true
+			}
+		}
+		if !found {
+			if len(dbs) == 1 && !ok {
+				dbs[0].BlobDir = b
+				continue
+			}
+			return usageError("pack: --blob-dir %q: want NAME=DIR naming one of the databases", b)
 		}
 	}
-	dbs[0].BlobDir = c.String("blob-dir")
 	stderr := c.App.ErrWriter
 	dry := c.Bool("dry-run")
 

@@ -210,3 +210,37 @@ func TestPackUsage(t *testing.T) {
 		t.Errorf("tid 0: exit %d %q", code, errs)
 	}
 }
+
+func TestPackBlobDir(t *testing.T) {
+	dir := t.TempDir()
+	fs := filepath.Join(dir, "Data.fs")
+	data, _ := os.ReadFile("../testdata/fs/blobs/Data.fs")
+	os.WriteFile(fs, data, 0o644)
+	// the blob tree, copied
+	src := "../testdata/fs/blobs/blobs"
+	filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		rel, _ := filepath.Rel(src, p)
+		if info.IsDir() {
+			return os.MkdirAll(filepath.Join(dir, "blobs", rel), 0o755)
+		}
+		b, _ := os.ReadFile(p)
+		return os.WriteFile(filepath.Join(dir, "blobs", rel), b, 0o644)
+	})
+	code, out, errs := runPackCmd("--tid", "03f88148c3333333", "--blob-dir", "main="+filepath.Join(dir, "blobs"), "main="+fs)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "blobs: 2 revision files and 1 object directories removed") {
+		t.Errorf("output %q", out)
+	}
+	want, _ := os.ReadFile("../testdata/fs/blobs-packed/Data.fs")
+	if got, _ := os.ReadFile(fs); !bytes.Equal(got, want) {
+		t.Error("packed file differs from ZODB's")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "blobs/0x00/0x00/0x00/0x00/0x00/0x00/0x00/0x02")); err == nil {
+		t.Error("the blob directory of the unreachable oid 2 is still there")
+	}
+	if code, _, _ := runPackCmd("--blob-dir", "other=x", "main="+fs); code != ExitUsage {
+		t.Errorf("unknown database in --blob-dir: exit %d", code)
+	}
+}
