@@ -257,14 +257,16 @@ func (c *ClientConn) CallID(ctx context.Context, id any, name string, args ...an
 	}
 }
 
+// closedErr is the error of a call on a closed or broken connection; it
+// always satisfies errors.Is(err, ErrClosed).
 func (c *ClientConn) closedErr(name string) error {
 	c.mu.Lock()
 	err := c.readErr
 	c.mu.Unlock()
-	if err == nil {
-		err = ErrClosed
+	if err == nil || errors.Is(err, ErrClosed) {
+		return fmt.Errorf("%s: %w", name, ErrClosed)
 	}
-	return fmt.Errorf("%s: %w", name, err)
+	return fmt.Errorf("%s: %w (%v)", name, ErrClosed, err)
 }
 
 // Async sends a one-way call (message id 0, flags True).

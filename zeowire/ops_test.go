@@ -412,3 +412,33 @@ func TestUndoInfoPrefix(t *testing.T) {
 		t.Error("undoInfo with os.system was answered")
 	}
 }
+
+// A call in flight when the server goes away fails with ErrClosed.
+func TestCallFailsWhenServerCloses(t *testing.T) {
+	ts := startServer(t, nil)
+	a := dial(t, ts.addr, "1")
+	b := dial(t, ts.addr, "1")
+	cx := ctx(t)
+	a.Async("tpc_begin", 1, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
+	if _, err := a.Call(cx, "vote", 1); err != nil {
+		t.Fatal(err)
+	}
+	b.Async("tpc_begin", 2, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
+	errc := make(chan error, 1)
+	go func() { _, err := b.Call(cx, "vote", 2); errc <- err }() // waits for the lock
+	time.Sleep(50 * time.Millisecond)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ts.srv.Shutdown(sctx)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, zeowire.ErrClosed) {
+			t.Errorf("pending call: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("pending call not failed")
+	}
+	if _, err := a.Call(cx, "ping"); !errors.Is(err, zeowire.ErrClosed) {
+		t.Errorf("call after close: %v", err)
+	}
+}
