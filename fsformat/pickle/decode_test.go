@@ -238,3 +238,17 @@ func TestZEOSpecVectors(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodeInvalidUTF8(t *testing.T) {
+	if _, err := MarshalFast("a\xffb", 3); err == nil || !strings.Contains(err.Error(), "invalid UTF-8") {
+		t.Errorf("invalid UTF-8 str: %v", err)
+	}
+	// A lone surrogate in its surrogatepass form is a valid Python str.
+	b, err := MarshalFast("\xed\xa0\x80", 3)
+	if err != nil || string(b) != "\x80\x03X\x03\x00\x00\x00\xed\xa0\x80." {
+		t.Errorf("surrogate: %q %v", b, err)
+	}
+	if _, err := Marshal("a\xffb", 0); err != nil {
+		t.Errorf("protocol 0 escapes every byte: %v", err)
+	}
+}

@@ -505,6 +505,11 @@ func (e *Encoder) saveStr(s string, v any) error {
 		e.buf = appendRawUnicodeEscape(e.buf, s)
 		e.write('\n')
 	} else {
+		// Python could not decode it (surrogates, which Python strs may
+		// hold, are written as CPython writes them).
+		if err := checkUTF8(unsafe.Slice(unsafe.StringData(s), len(s))); err != nil {
+			return fmt.Errorf("pickle: %w", err)
+		}
 		n := len(s)
 		var hdr [9]byte
 		switch {
