@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -721,5 +720,3 @@ func normalizeExt(d zeowire.Dict) zeowire.Dict {
 	}
 	return d
 }
-
-var _ = io.EOF
