@@ -33,11 +33,16 @@ var emptyTuple any = Tuple{}
 //
 // A Decoder can be reused with Reset; its stack and memo keep their capacity,
 // so decoding similar messages again allocates only the values themselves.
+// It is not safe for concurrent use (use one per goroutine, or a sync.Pool).
 type Decoder struct {
 	// FindGlobal decides what GLOBAL, STACK_GLOBAL and INST produce for
 	// module.name: return a value (usually Global{module, name}) to admit it,
 	// or an error to refuse. Nil refuses every global (see AllowGlobals and
-	// AnyGlobal).
+	// AnyGlobal). Below protocol 3 the Python 2 names are first mapped to
+	// Python 3 ones as Python's Unpickler does (copy_reg → copyreg,
+	// __builtin__ → builtins, exceptions.X → builtins.X…). REDUCE of the
+	// admitted builtins.set/frozenset, builtins.bytes and _codecs.encode
+	// (protocol 0–2 bytes) decode to *Set and []byte.
 	FindGlobal func(module, name string) (any, error)
 
 	// AliasInput makes decoded []byte values share memory with the input

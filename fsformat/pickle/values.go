@@ -30,8 +30,8 @@ func (d Dict) Get(key any) (any, bool) {
 	return nil, false
 }
 
-// ByteArray is a Python bytearray (protocol 5 BYTEARRAY8, or REDUCE of
-// builtins.bytearray when admitted).
+// ByteArray is a Python bytearray, as protocol 5's BYTEARRAY8 carries it
+// (decoded only; the encoder refuses it).
 type ByteArray []byte
 
 // Set is a Python set or frozenset.
