@@ -43,6 +43,9 @@ type Options struct {
 	Storage string
 	// ReadOnly registers read-only (enough for reads, status and pack).
 	ReadOnly bool
+	// ReadOnlyFallback registers writable if the server allows it, else
+	// read-only (see Client.ReadOnly).
+	ReadOnlyFallback bool
 	// Wait is how long to keep retrying when no server answers; 0 makes a
 	// single round over Addrs.
 	Wait time.Duration
@@ -145,6 +148,7 @@ type Client struct {
 	conn    *zeowire.ClientConn
 	addr    string
 	lastTid zeowire.Tid
+	ro      bool
 	closed  bool
 }
 
@@ -175,6 +179,22 @@ func (c *Client) RegisteredTid() zeowire.Tid {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lastTid
+}
+
+// ReadOnly reports whether the current registration is read-only.
+func (c *Client) ReadOnly() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ro
+}
+
+// Reconnect replaces the current connection, failing over as Connect does
+// (for callers that noticed Done).
+func (c *Client) Reconnect(ctx context.Context) error {
+	c.mu.Lock()
+	old := c.conn
+	c.mu.Unlock()
+	return c.reconnect(ctx, old)
 }
 
 // Encoding is 'Z' (pickle) or 'M' (msgpack), as chosen by the server.
@@ -259,11 +279,11 @@ func (c *Client) reconnect(ctx context.Context, old *zeowire.ClientConn) error {
 		c.conn.Close()
 		c.conn = nil
 	}
-	conn, addr, tid, err := dialAny(ctx, &c.opts, c.clientOptions(), true)
+	conn, addr, tid, ro, err := dialAny(ctx, &c.opts, c.clientOptions())
 	if err != nil {
 		return err
 	}
-	c.conn, c.addr, c.lastTid = conn, addr, tid
+	c.conn, c.addr, c.lastTid, c.ro = conn, addr, tid, ro
 	if c.opts.OnConnect != nil {
 		c.opts.OnConnect(addr, tid)
 	}
@@ -272,7 +292,27 @@ func (c *Client) reconnect(ctx context.Context, old *zeowire.ClientConn) error {
 
 // dialAny makes rounds over the addresses until one registers, a server
 // refuses the registration, or opts.Wait is over.
-func dialAny(ctx context.Context, opts *Options, co zeowire.ClientOptions, register bool) (*zeowire.ClientConn, string, zeowire.Tid, error) {
+func dialAny(ctx context.Context, opts *Options, co zeowire.ClientOptions) (*zeowire.ClientConn, string, zeowire.Tid, bool, error) {
+	var conn *zeowire.ClientConn
+	var tid zeowire.Tid
+	var ro bool
+	addr, err := rounds(ctx, opts, func(addr string) (*AddrError, error) {
+		var aerr *AddrError
+		var rerr error
+		conn, tid, ro, aerr, rerr = dialOne(ctx, opts, co, addr)
+		return aerr, rerr
+	})
+	if err != nil {
+		return nil, "", 0, false, err
+	}
+	return conn, addr, tid, ro, nil
+}
+
+// rounds calls try for each address in order until one succeeds (both
+// results nil); it waits with backoff between rounds while every address is
+// unreachable (aerr), up to opts.Wait. A refusal (rerr) from the last
+// address that answered ends it at once.
+func rounds(ctx context.Context, opts *Options, try func(addr string) (aerr *AddrError, rerr error)) (string, error) {
 	start := time.Now()
 	backoff := opts.Backoff
 	if backoff <= 0 {
@@ -284,50 +324,38 @@ func dialAny(ctx context.Context, opts *Options, co zeowire.ClientOptions, regis
 	}
 	last := make([]*AddrError, len(opts.Addrs))
 	for {
+		var refused error
 		for i, addr := range opts.Addrs {
-			conn, tid, aerr, rerr := dialOne(ctx, opts, co, addr, register)
-			if conn != nil {
-				return conn, addr, tid, nil
+			aerr, rerr := try(addr)
+			if aerr == nil && rerr == nil {
+				return addr, nil
 			}
 			if rerr != nil {
 				// Another server may have the storage, or be writable.
-				if i == len(opts.Addrs)-1 || ctx.Err() != nil {
-					return nil, "", 0, rerr
-				}
+				refused = rerr
 				last[i] = &AddrError{Addr: addr, Op: "register", Err: rerr}
 				continue
 			}
 			last[i] = aerr
 		}
-		for i, e := range last {
-			if e != nil && e.Op == "register" {
-				var re *RegisterError
-				errors.As(e, &re)
-				if re == nil {
-					re = &RegisterError{Addr: opts.Addrs[i], Storage: opts.Storage, Err: e.Err}
-				}
-				return nil, "", 0, re
-			}
+		if refused != nil {
+			return "", refused
 		}
 		waited := time.Since(start)
-		if ctx.Err() != nil || waited+backoff > opts.Wait {
-			if opts.Wait > 0 && ctx.Err() == nil && waited < opts.Wait {
-				// Sleep the remainder, then one last round.
-				backoff = opts.Wait - waited
-			} else {
-				return nil, "", 0, &UnreachableError{Errs: last, Waited: waited.Truncate(time.Millisecond)}
-			}
+		if ctx.Err() != nil || waited >= opts.Wait {
+			return "", &UnreachableError{Errs: last, Waited: waited.Truncate(time.Millisecond)}
 		}
+		pause := min(backoff, opts.Wait-waited)
 		if opts.OnWait != nil {
-			opts.OnWait(fmt.Sprintf("waiting for a ZEO server (%s): retrying in %s, %s left",
-				strings.Join(opts.Addrs, ", "), backoff.Round(time.Millisecond),
+			opts.OnWait(fmt.Sprintf("waiting for a ZEO server at %s: retrying in %s (%s left)",
+				strings.Join(opts.Addrs, ", "), pause.Round(time.Millisecond),
 				(opts.Wait - waited).Round(time.Second)))
 		}
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, "", 0, &UnreachableError{Errs: last, Waited: time.Since(start).Truncate(time.Millisecond)}
+			return "", &UnreachableError{Errs: last, Waited: time.Since(start).Truncate(time.Millisecond)}
 		case <-t.C:
 		}
 		backoff = min(backoff*2, maxBackoff)
@@ -336,7 +364,7 @@ func dialAny(ctx context.Context, opts *Options, co zeowire.ClientOptions, regis
 
 // dialOne connects to addr and registers. aerr is a failure to reach the
 // server, rerr a refused registration.
-func dialOne(ctx context.Context, opts *Options, co zeowire.ClientOptions, addr string, register bool) (conn *zeowire.ClientConn, tid zeowire.Tid, aerr *AddrError, rerr error) {
+func dialOne(ctx context.Context, opts *Options, co zeowire.ClientOptions, addr string) (conn *zeowire.ClientConn, tid zeowire.Tid, ro bool, aerr *AddrError, rerr error) {
 	timeout := opts.DialTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -345,20 +373,23 @@ func dialOne(ctx context.Context, opts *Options, co zeowire.ClientOptions, addr 
 	defer cancel()
 	conn, err := zeowire.Dial(dctx, addr, co)
 	if err != nil {
-		return nil, 0, &AddrError{Addr: addr, Op: "connect", Err: stripAddr(err, addr)}, nil
+		return nil, 0, false, &AddrError{Addr: addr, Op: "connect", Err: stripAddr(err, addr)}, nil
 	}
-	if !register {
-		return conn, 0, nil, nil
+	ro = opts.ReadOnly
+	tid, err = conn.Register(dctx, opts.Storage, ro)
+	if err != nil && !ro && opts.ReadOnlyFallback && errors.Is(err, zeowire.ErrReadOnly) {
+		// A refused register leaves the connection unregistered: try again.
+		ro = true
+		tid, err = conn.Register(dctx, opts.Storage, true)
 	}
-	tid, err = conn.Register(dctx, opts.Storage, opts.ReadOnly)
 	if err != nil {
 		conn.Close()
-		if conn.Err() != nil && !isRemote(err) {
-			return nil, 0, &AddrError{Addr: addr, Op: "register", Err: err}, nil
+		if !isRemote(err) {
+			return nil, 0, false, &AddrError{Addr: addr, Op: "register", Err: err}, nil
 		}
-		return nil, 0, nil, &RegisterError{Addr: addr, Storage: opts.Storage, Err: err}
+		return nil, 0, false, nil, &RegisterError{Addr: addr, Storage: opts.Storage, Err: err}
 	}
-	return conn, tid, nil, nil
+	return conn, tid, ro, nil, nil
 }
 
 func isRemote(err error) bool {
@@ -432,22 +463,22 @@ func (e *OpError) Error() string { return e.Addr + ": " + e.Op + ": " + e.Err.Er
 func (e *OpError) Unwrap() error { return e.Err }
 
 // Ruok sends the ruok probe (no registration) to the first address that
-// answers and returns its JSON text and the address.
+// answers, waiting like Connect, and returns its JSON text and the address.
 func Ruok(ctx context.Context, opts Options) ([]byte, string, error) {
-	start := time.Now()
-	var errs []*AddrError
-	for _, addr := range opts.Addrs {
-		timeout := opts.DialTimeout
-		if timeout <= 0 {
-			timeout = 10 * time.Second
-		}
-		dctx, cancel := context.WithTimeout(ctx, timeout)
-		b, err := zeowire.Ruok(dctx, addr)
-		cancel()
-		if err == nil {
-			return b, addr, nil
-		}
-		errs = append(errs, &AddrError{Addr: addr, Op: "ruok", Err: stripAddr(err, addr)})
+	timeout := opts.DialTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
 	}
-	return nil, "", &UnreachableError{Errs: errs, Waited: time.Since(start).Truncate(time.Millisecond) * 0}
+	var out []byte
+	addr, err := rounds(ctx, &opts, func(addr string) (*AddrError, error) {
+		dctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		b, err := zeowire.Ruok(dctx, addr)
+		if err != nil {
+			return &AddrError{Addr: addr, Op: "ruok", Err: stripAddr(err, addr)}, nil
+		}
+		out = b
+		return nil, nil
+	})
+	return out, addr, err
 }

@@ -1,0 +1,342 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zodbctl/zodbctl/zeowire"
+	"github.com/zodbctl/zodbctl/zeowire/memstore"
+)
+
+// server is an in-process zeowire.Server on 127.0.0.1:0.
+type server struct {
+	srv  *zeowire.Server
+	addr string
+	done chan error
+}
+
+func startServer(t testing.TB, msgpack bool, st zeowire.Storage, opts ...func(*zeowire.Server)) *server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{srv: &zeowire.Server{Storages: map[string]zeowire.Storage{"1": st}, Msgpack: msgpack}, addr: ln.Addr().String(), done: make(chan error, 1)}
+	for _, o := range opts {
+		o(s.srv)
+	}
+	go func() { s.done <- s.srv.Serve(ln) }()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) stop() {
+	if s.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+	<-s.done
+	s.srv = nil
+}
+
+// checkGoroutines fails the test if goroutines started during it are still
+// running at the end (after a grace period for closing connections).
+func checkGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			t.Errorf("%d goroutines leaked:\n%s", n-before, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+func encodings(t *testing.T, f func(t *testing.T, msgpack bool)) {
+	t.Run("Z5", func(t *testing.T) { f(t, false) })
+	t.Run("M5", func(t *testing.T) { f(t, true) })
+}
+
+// deadAddr is a TCP address nothing listens on.
+func deadAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ln.Addr().String()
+	ln.Close()
+	return a
+}
+
+func TestCommitReadIterate(t *testing.T) {
+	encodings(t, func(t *testing.T, msgpack bool) {
+		checkGoroutines(t)
+		s := startServer(t, msgpack, memstore.New("test"))
+		ctx := context.Background()
+		var invs []Invalidation
+		invCh := make(chan Invalidation, 10)
+		c, err := Connect(ctx, Options{Addrs: []string{s.addr}, OnInvalidate: func(i Invalidation) { invCh <- i }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if want := byte('Z'); msgpack {
+			if c.Encoding() != 'M' {
+				t.Errorf("encoding %c", c.Encoding())
+			}
+		} else if c.Encoding() != want {
+			t.Errorf("encoding %c", c.Encoding())
+		}
+		tid1, err := c.Commit(ctx, []byte("/ alice"), []byte("first"), zeowire.Dict{{Key: "k", Value: "v"}},
+			[]Store{{Oid: 0, Data: []byte("root-1")}, {Oid: 1, Data: []byte("one-1")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tid2, err := c.Commit(ctx, nil, []byte("second"), nil, []Store{{Oid: 1, Serial: tid1, Data: []byte("one-2")}})
+		if err != nil || tid2 <= tid1 {
+			t.Fatal(tid2, err)
+		}
+		// A stale serial is a conflict, reported as such.
+		_, err = c.Commit(ctx, nil, nil, nil, []Store{{Oid: 1, Serial: tid1, Data: []byte("x")}})
+		var ce *zeowire.ConflictError
+		if !errors.As(err, &ce) || ce.Oid != 1 || !strings.HasPrefix(err.Error(), s.addr+": vote: ") {
+			t.Errorf("conflict: %v", err)
+		}
+		last, err := c.LastTransaction(ctx)
+		if err != nil || last != tid2 {
+			t.Errorf("last %s %v", last, err)
+		}
+		rev, ok, err := c.LoadBefore(ctx, 1, zeowire.MaxTid)
+		if err != nil || !ok || string(rev.Data) != "one-2" || rev.Start != tid2 {
+			t.Errorf("load %+v %v %v", rev, ok, err)
+		}
+		rev, ok, err = c.LoadBefore(ctx, 1, tid2)
+		if err != nil || !ok || string(rev.Data) != "one-1" || rev.End != tid2 {
+			t.Errorf("load before %+v %v %v", rev, ok, err)
+		}
+		_, _, err = c.LoadBefore(ctx, 7, zeowire.MaxTid)
+		var pk *zeowire.POSKeyError
+		if !errors.As(err, &pk) || pk.Oid != 7 {
+			t.Errorf("missing: %v", err)
+		}
+		h, err := c.History(ctx, 1, 10)
+		if err != nil || len(h) != 2 || h[0].Tid != tid2 || string(h[1].Description) != "first" || string(h[1].User) != "/ alice" || h[0].Size != 5 {
+			t.Errorf("history %+v %v", h, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil || info.Name != "test" || info.Length != 2 || info.LastTid != tid2 || !info.Supports("IStorageIteration") {
+			t.Errorf("info %+v %v", info, err)
+		}
+		var got []*Txn
+		for txn, err := range c.Transactions(ctx, 0, 0) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, txn)
+		}
+		if len(got) != 2 || got[0].Tid != tid1 || len(got[0].Records) != 2 || string(got[0].Records[1].Data) != "one-1" ||
+			got[0].Status != " " || string(got[0].User) != "/ alice" || zeowire.Repr(got[0].Extension) != `{"k": "v"}` {
+			t.Errorf("iteration %+v", got)
+		}
+		// A range, and breaking out early.
+		n := 0
+		for txn, err := range c.Transactions(ctx, tid2, tid2) {
+			if err != nil || txn.Tid != tid2 {
+				t.Fatal(txn, err)
+			}
+			n++
+		}
+		for range c.Transactions(ctx, 0, 0) {
+			break
+		}
+		if n != 1 {
+			t.Errorf("range gave %d", n)
+		}
+		if err := c.Pack(ctx, float64(time.Now().Unix())); err != nil {
+			t.Errorf("pack: %v", err)
+		}
+		st, err := c.ServerStatus(ctx)
+		if err != nil || len(st) == 0 {
+			t.Errorf("status %v %v", st, err)
+		}
+		// A second client sees invalidations of the first's commits.
+		c2, err := Connect(ctx, Options{Addrs: []string{s.addr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		tid3, err := c2.Commit(ctx, nil, nil, nil, []Store{{Oid: 0, Serial: tid1, Data: []byte("root-2")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case inv := <-invCh:
+			invs = append(invs, inv)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no invalidation")
+		}
+		if invs[0].Tid != tid3 || len(invs[0].Oids) != 1 || invs[0].Oids[0] != 0 {
+			t.Errorf("invalidation %+v", invs)
+		}
+	})
+}
+
+func TestFailover(t *testing.T) {
+	encodings(t, func(t *testing.T, msgpack bool) {
+		checkGoroutines(t)
+		ctx := context.Background()
+		st := memstore.New("shared")
+		s1 := startServer(t, msgpack, st)
+		s2 := startServer(t, msgpack, st)
+		dead := deadAddr(t)
+
+		// First address down: the second answers.
+		c, err := Connect(ctx, Options{Addrs: []string{dead, s2.addr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Addr() != s2.addr {
+			t.Errorf("connected to %s", c.Addr())
+		}
+		c.Close()
+
+		// First dies mid-session: the next call reconnects to the second.
+		var connects []string
+		c, err = Connect(ctx, Options{Addrs: []string{s1.addr, s2.addr}, Backoff: 10 * time.Millisecond,
+			OnConnect: func(a string, _ zeowire.Tid) { connects = append(connects, a) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		tid, err := c.Commit(ctx, nil, nil, nil, []Store{{Oid: 0, Data: []byte("r")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s1.stop()
+		<-c.Done()
+		last, err := c.LastTransaction(ctx)
+		if err != nil || last != tid || c.Addr() != s2.addr {
+			t.Errorf("after failover: %s %v at %s", last, err, c.Addr())
+		}
+		if len(connects) != 2 || connects[0] != s1.addr || connects[1] != s2.addr {
+			t.Errorf("connects %v", connects)
+		}
+	})
+}
+
+func TestIterationResumesAfterFailover(t *testing.T) {
+	checkGoroutines(t)
+	ctx := context.Background()
+	st := memstore.New("shared")
+	s1 := startServer(t, false, st)
+	s2 := startServer(t, true, st)
+	c, err := Connect(ctx, Options{Addrs: []string{s1.addr, s2.addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var tids []zeowire.Tid
+	for i := range 5 {
+		tid, err := c.Commit(ctx, nil, nil, nil, []Store{{Oid: zeowire.Oid(i), Data: []byte{byte(i)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tids = append(tids, tid)
+	}
+	var got []zeowire.Tid
+	for txn, err := range c.Transactions(ctx, 0, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, txn.Tid)
+		if len(got) == 2 {
+			s1.stop() // the rest comes from the second server
+		}
+	}
+	if len(got) != 5 || got[2] != tids[2] || got[4] != tids[4] || c.Addr() != s2.addr {
+		t.Errorf("got %v want %v (at %s)", got, tids, c.Addr())
+	}
+}
+
+func TestUnreachableAndRefused(t *testing.T) {
+	checkGoroutines(t)
+	ctx := context.Background()
+	dead1, dead2 := deadAddr(t), deadAddr(t)
+	var waits []string
+	start := time.Now()
+	_, err := Connect(ctx, Options{Addrs: []string{dead1, dead2}, Wait: 300 * time.Millisecond, Backoff: 50 * time.Millisecond,
+		OnWait: func(m string) { waits = append(waits, m) }})
+	var ue *UnreachableError
+	if !errors.As(err, &ue) || len(ue.Errs) != 2 || !strings.HasPrefix(err.Error(), dead1+": connect: ") ||
+		!strings.Contains(err.Error(), "; "+dead2+": connect: ") {
+		t.Errorf("unreachable: %v", err)
+	}
+	if el := time.Since(start); el < 300*time.Millisecond || el > 3*time.Second || len(waits) < 2 ||
+		!strings.HasPrefix(waits[0], "waiting for a ZEO server at "+dead1+", "+dead2+": retrying in 50ms") {
+		t.Errorf("waited %s: %q", el, waits)
+	}
+
+	// A server that appears while the client waits is used.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srvc := make(chan *server, 1)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			srvc <- nil
+			return
+		}
+		s := &server{srv: &zeowire.Server{Storages: map[string]zeowire.Storage{"1": memstore.New("late")}}, addr: addr, done: make(chan error, 1)}
+		go func() { s.done <- s.srv.Serve(ln) }()
+		srvc <- s
+	}()
+	c, err := Connect(ctx, Options{Addrs: []string{addr}, Wait: 5 * time.Second, Backoff: 20 * time.Millisecond})
+	s := <-srvc
+	if s == nil {
+		t.Skip("port reused by somebody else")
+	}
+	defer s.stop()
+	if err != nil {
+		t.Fatalf("late server: %v", err)
+	}
+	c.Close()
+
+	// Unknown storage and read-only refusals are not waited for.
+	ro := startServer(t, false, memstore.New("ro"), func(s *zeowire.Server) { s.ReadOnly = true })
+	start = time.Now()
+	_, err = Connect(ctx, Options{Addrs: []string{ro.addr}, Storage: "nope", Wait: 5 * time.Second})
+	var re *RegisterError
+	if !errors.As(err, &re) || err.Error() != ro.addr+`: register storage "nope": unknown storage` || time.Since(start) > 2*time.Second {
+		t.Errorf("unknown storage: %v", err)
+	}
+	_, err = Connect(ctx, Options{Addrs: []string{ro.addr}})
+	if !errors.As(err, &re) || err.Error() != ro.addr+`: register storage "1": read-only server or storage` {
+		t.Errorf("read-only: %v", err)
+	}
+	c, err = Connect(ctx, Options{Addrs: []string{ro.addr}, ReadOnlyFallback: true})
+	if err != nil || !c.ReadOnly() {
+		t.Fatalf("fallback: %v", err)
+	}
+	c.Close()
+
+	// ruok without registering.
+	b, a, err := Ruok(ctx, Options{Addrs: []string{dead1, ro.addr}})
+	if err != nil || a != ro.addr || !strings.HasPrefix(string(b), `{"1": {"connections": `) {
+		t.Errorf("ruok %s %s %v", b, a, err)
+	}
+}
