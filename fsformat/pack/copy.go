@@ -189,7 +189,7 @@ func (c *copier) noteBlob(pos int64, r *record) error {
 	if string(mod) != "ZODB.blob" || string(name) != "Blob" {
 		return nil
 	}
-	if rp, ok := c.d.reach.Get(uint64(r.Oid)); ok {
+	if rp, ok := c.d.reachPos(r.Oid); ok {
 		h, err := c.d.file.ReadDataHeaderAt(int64(rp))
 		if err != nil {
 			return err

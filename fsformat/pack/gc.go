@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/zodbctl/zodbctl/fsformat"
-	"github.com/zodbctl/zodbctl/fsformat/fsindex"
 	"github.com/zodbctl/zodbctl/fsformat/refs"
 )
 
@@ -43,17 +43,41 @@ type db struct {
 	packpos   int64
 	redundant bool
 
-	cur     *fsindex.Index // oid2curpos (dropped after GC)
-	reach   *fsindex.Index // reachable
+	// reachable (fspack's GC.reachable) is stored as: cur (oid2curpos), a
+	// mark per oid (every oid of cur without GC), and moved for the
+	// reachable positions that are not the current one (future scan).
+	cur     *posIndex
+	marks   oidSet
+	allCur  bool
+	moved   map[fsformat.Oid]int64
 	reachEx map[fsformat.Oid][]int64
 	extra   []int64 // extra roots from the future scan
 
 	recordsAtPack int // data records before packpos
 }
 
+func (d *db) marked(oid fsformat.Oid) bool {
+	return d.allCur && d.cur.has(oid) || d.marks.has(oid)
+}
+
+func (d *db) mark(oid fsformat.Oid) { d.marks.add(oid, len(d.cur.dense)+denseSlack) }
+
+// reachPos is reachable[oid].
+func (d *db) reachPos(oid fsformat.Oid) (int64, bool) {
+	if !d.marked(oid) {
+		return 0, false
+	}
+	if p, ok := d.moved[oid]; ok {
+		return p, true
+	}
+	return d.cur.get(oid)
+}
+
 // buildPackIndex is pack.md §2.1 (and the no-op conditions of §1).
 func (d *db) buildPackIndex(ctx context.Context, stop fsformat.Tid, progress func(int64)) error {
-	d.cur = fsindex.New()
+	d.cur = &posIndex{}
+	d.moved = map[fsformat.Oid]int64{}
+	d.reachEx = map[fsformat.Oid][]int64{}
 	s := &d.sc
 	pos := int64(fsformat.FileHeaderLen)
 	unpacked := false
@@ -89,9 +113,9 @@ func (d *db) buildPackIndex(ctx context.Context, stop fsformat.Tid, progress fun
 			}
 			d.recordsAtPack++
 			if r.DataLen > 0 || r.back != 0 {
-				d.cur.Set(uint64(r.Oid), uint64(dpos))
+				d.cur.set(r.Oid, dpos)
 			} else {
-				d.cur.Delete(uint64(r.Oid))
+				d.cur.del(r.Oid)
 			}
 			dpos += r.len()
 		}
@@ -192,7 +216,7 @@ func (d *db) futureBack(oid fsformat.Oid, back int64, gc bool) {
 			return // resolves to nothing: copyRest writes a zero backpointer either way
 		}
 	}
-	if _, ok := d.reach.Get(uint64(oid)); ok {
+	if d.marked(oid) {
 		l := d.reachEx[oid]
 		for _, p := range l {
 			if p == back {
@@ -205,11 +229,12 @@ func (d *db) futureBack(oid fsformat.Oid, back int64, gc bool) {
 		}
 		return
 	}
-	d.reach.Set(uint64(oid), uint64(back))
+	d.mark(oid)
+	d.moved[oid] = back
 }
 
 func (d *db) isReachable(oid fsformat.Oid, pos int64) bool {
-	if p, ok := d.reach.Get(uint64(oid)); ok && int64(p) == pos {
+	if p, ok := d.reachPos(oid); ok && p == pos {
 		return true
 	}
 	for _, p := range d.reachEx[oid] {
@@ -221,89 +246,128 @@ func (d *db) isReachable(oid fsformat.Oid, pos int64) bool {
 }
 
 // marker is the GC of pack.md §2.3 over one or several databases.
+//
+// An oid is marked when it is queued (fspack marks it when it pops it; the
+// closure is the same). The queue is worked through in rounds, each sorted
+// by file position, so the records are read in file order through a window
+// that covers many of them per read instead of one read per object.
 type marker struct {
 	dbs      []*db
 	byName   map[string]int
 	multi    bool
 	sc       refs.Scanner
 	refs     []refs.Ref
-	todo     []item
+	todo     []uint64 // database index << 48 | position of the current record
+	next     []uint64
 	dangling []Dangling
 	unknown  map[string]*UnknownDB
 	crossOut int // cross-database references seen (single pack: the warning)
-	buf      []byte
+
+	buf   []byte // read window of the marking rounds
+	bufDB int
+	bufAt int64
 }
 
-type item struct {
-	db  int32
-	oid fsformat.Oid
-	// where it was referenced from (for the dangling report)
-	fromDB  int32
-	from    fsformat.Oid
-	fromPos int64
-	cross   bool
-}
-
-var errScanRefs = errors.New("reading references")
+const posBits = 48
 
 // ErrNoRoot: the root object (oid 0) has no current record at the pack time
 // while other objects do. A GC pack would delete everything; refused.
 var ErrNoRoot = errors.New("the root object (oid 0x00) has no current record at the pack time (deleted or creation undone): a GC pack would remove every object; use --no-gc")
 
-// push queues a reference target unless it is already marked; a target
-// without a current record is dangling.
-func (m *marker) push(it item) {
-	d := m.dbs[it.db]
-	if _, ok := d.reach.Get(uint64(it.oid)); ok {
+// push marks and queues a reference target unless it is already marked; a
+// target without a current record is dangling.
+func (m *marker) push(di int, oid fsformat.Oid, fromDB int, from fsformat.Oid, fromPos int64, cross bool) {
+	d := m.dbs[di]
+	if d.marks.has(oid) {
 		return
 	}
-	if _, ok := d.cur.Get(uint64(it.oid)); !ok {
-		if it.oid == 0 && it.fromPos == 0 && d.cur.Len() == 0 {
+	pos, ok := d.cur.get(oid)
+	if !ok {
+		if oid == 0 && fromPos == 0 && d.cur.len() == 0 {
 			return // pack time before the root existed
 		}
 		m.dangling = append(m.dangling, Dangling{
-			DB: m.dbs[it.fromDB].name, From: it.from, Oid: it.oid, Cross: it.cross,
-			ToDB: d.name, Source: it.fromPos,
+			DB: m.dbs[fromDB].name, From: from, Oid: oid, Cross: cross,
+			ToDB: d.name, Source: fromPos,
 		})
 		return
 	}
-	m.todo = append(m.todo, it)
+	d.mark(oid)
+	m.todo = append(m.todo, uint64(di)<<posBits|uint64(pos))
 }
 
 // mark follows strong references from everything queued.
-func (m *marker) mark(ctx context.Context) error {
-	n := 0
+func (m *marker) markAll(ctx context.Context) error {
 	for len(m.todo) > 0 {
-		if n++; n&4095 == 0 {
-			if err := ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		round := m.todo
+		m.todo = m.next[:0]
+		slices.Sort(round)
+		for i, it := range round {
+			di, pos := int(it>>posBits), int64(it&(1<<posBits-1))
+			data, oid, err := m.loadAhead(di, pos, round[i+1:])
+			if err != nil {
+				if errors.Is(err, fsformat.ErrNoData) {
+					continue
+				}
+				return err
+			}
+			if err := m.scan(di, oid, pos, data); err != nil {
 				return err
 			}
 		}
-		it := m.todo[len(m.todo)-1]
-		m.todo = m.todo[:len(m.todo)-1]
-		d := m.dbs[it.db]
-		if _, ok := d.reach.Get(uint64(it.oid)); ok {
-			continue
-		}
-		pos, _ := d.cur.Get(uint64(it.oid))
-		d.reach.Set(uint64(it.oid), pos)
-		if err := m.follow(int(it.db), it.oid, int64(pos)); err != nil {
-			return err
-		}
+		m.next = round[:0]
 	}
+	m.buf, m.next = nil, nil
 	return nil
 }
 
-// follow queues the references of the record at pos (findrefs).
-func (m *marker) follow(di int, oid fsformat.Oid, pos int64) error {
+// loadAhead returns the state of the record at pos, reading through the
+// window; a refill reaches as far as the next queued positions within
+// 1 MiB.
+func (m *marker) loadAhead(di int, pos int64, ahead []uint64) ([]byte, fsformat.Oid, error) {
 	d := m.dbs[di]
-	data, err := m.load(d, pos)
-	if errors.Is(err, fsformat.ErrNoData) {
-		return nil
+	if m.bufDB != di || pos < m.bufAt || pos+fsformat.DataHeaderLen > m.bufAt+int64(len(m.buf)) {
+		end := pos + 4<<10
+		for _, it := range ahead {
+			p := int64(it & (1<<posBits - 1))
+			if int(it>>posBits) != di || p > pos+1<<20 {
+				break
+			}
+			end = p + 4<<10
+		}
+		if end > d.sc.w.size {
+			end = d.sc.w.size
+		}
+		if end-pos < fsformat.DataHeaderLen {
+			return nil, 0, fmt.Errorf("%s: data record at %d runs past the end of the file", d.path, pos)
+		}
+		n := int(end - pos)
+		if cap(m.buf) < n {
+			m.buf = make([]byte, n, max(n, 1<<20+4<<10))
+		}
+		m.buf = m.buf[:n]
+		if _, err := d.sc.w.r.ReadAt(m.buf, pos); err != nil {
+			m.buf = m.buf[:0]
+			return nil, 0, fmt.Errorf("%s: data record at %d: %w", d.path, pos, err)
+		}
+		m.bufDB, m.bufAt = di, pos
 	}
-	if err != nil {
-		return err
+	b := m.buf[pos-m.bufAt:]
+	h := fsformat.ParseDataHeader(b)
+	if h.DataLen > 0 && h.VersionLen == 0 && h.DataLen <= int64(len(b))-fsformat.DataHeaderLen {
+		return b[fsformat.DataHeaderLen : fsformat.DataHeaderLen+h.DataLen], h.Oid, nil
 	}
+	data, _, err := d.file.LoadRecord(pos)
+	return data, h.Oid, err
+}
+
+// scan queues the references of the record of oid at pos (findrefs).
+func (m *marker) scan(di int, oid fsformat.Oid, pos int64, data []byte) error {
+	d := m.dbs[di]
+	var err error
 	m.refs, err = m.sc.Scan(data, m.refs[:0])
 	if err != nil {
 		return fmt.Errorf("%s: oid %s, record at %d: %w: %w", d.path, oid, pos, errScanRefs, err)
@@ -315,7 +379,7 @@ func (m *marker) follow(di int, oid fsformat.Oid, pos int64) error {
 		}
 		if !r.Cross() {
 			if r.CountsForReferencesf() {
-				m.push(item{db: int32(di), oid: fsformat.Oid(r.Oid), fromDB: int32(di), from: oid, fromPos: pos})
+				m.push(di, fsformat.Oid(r.Oid), di, oid, pos, false)
 			}
 			continue
 		}
@@ -330,66 +394,43 @@ func (m *marker) follow(di int, oid fsformat.Oid, pos int64) error {
 			u.Count++
 			continue
 		}
-		m.push(item{db: int32(t), oid: fsformat.Oid(r.Oid), fromDB: int32(di), from: oid, fromPos: pos, cross: true})
+		m.push(t, fsformat.Oid(r.Oid), di, oid, pos, true)
 	}
 	return nil
 }
 
-// load returns the object state of the record at pos. Records are mostly
-// small: one read of a few KiB usually brings the header and the whole
-// pickle (LoadRecord needs two), which halves the reads of the GC walk.
-func (m *marker) load(d *db, pos int64) ([]byte, error) {
-	const guess = 4 << 10
-	n := int64(guess)
-	if rest := d.sc.w.size - pos; rest < n {
-		n = rest
-	}
-	if n < fsformat.DataHeaderLen {
-		return nil, fmt.Errorf("%s: data record at %d runs past the end of the file", d.path, pos)
-	}
-	if cap(m.buf) < guess {
-		m.buf = make([]byte, guess)
-	}
-	b := m.buf[:n]
-	if _, err := d.sc.w.r.ReadAt(b, pos); err != nil {
-		return nil, fmt.Errorf("%s: data record at %d: %w", d.path, pos, err)
-	}
-	h := fsformat.ParseDataHeader(b)
-	if h.DataLen > 0 && h.VersionLen == 0 && h.DataLen <= n-fsformat.DataHeaderLen {
-		return b[fsformat.DataHeaderLen : fsformat.DataHeaderLen+h.DataLen], nil
-	}
-	data, _, err := d.file.LoadRecord(pos)
-	return data, err
-}
+var errScanRefs = errors.New("reading references")
 
-// gc marks every database from its root, then from the extra roots of the
-// future scan (whose references are marked as of the pack time).
+// gc marks every database from its root.
 func (m *marker) gc(ctx context.Context) error {
 	for i, d := range m.dbs {
-		d.reach = fsindex.New()
-		d.reachEx = map[fsformat.Oid][]int64{}
-		if _, ok := d.cur.Get(0); !ok && d.cur.Len() > 0 {
+		if _, ok := d.cur.get(0); !ok && d.cur.len() > 0 {
 			// ZODB fails with KeyError(z64). Skipping it as another
 			// dangling reference would delete the whole database.
 			return fmt.Errorf("%s: %w", d.path, ErrNoRoot)
 		}
-		m.push(item{db: int32(i), oid: 0, fromDB: int32(i)})
+		m.push(i, 0, i, 0, 0, false)
 	}
-	return m.mark(ctx)
+	return m.markAll(ctx)
 }
 
+// extraRoots marks, as of the pack time, what the revisions kept for the
+// future scan's backpointers reference (their own oids are already marked).
 func (m *marker) extraRoots(ctx context.Context) error {
 	for i, d := range m.dbs {
 		for _, pos := range d.extra {
-			h, err := d.file.ReadDataHeaderAt(pos)
+			data, h, err := d.file.LoadRecord(pos)
+			if errors.Is(err, fsformat.ErrNoData) {
+				continue
+			}
 			if err != nil {
 				return err
 			}
-			if err := m.follow(i, h.Oid, pos); err != nil {
+			if err := m.scan(i, h.Oid, pos, data); err != nil {
 				return err
 			}
 		}
 		d.extra = nil
 	}
-	return m.mark(ctx)
+	return m.markAll(ctx)
 }

@@ -19,7 +19,7 @@ import (
 // transactions rewrite random objects, and a few unlink a child (its subtree
 // becomes garbage). bench/gendata's files have random references and an
 // undone root, on which a GC pack (Python's too) cannot run.
-func writeGraphFile(t testing.TB, path string, size int64, seed uint64) (txns, records int) {
+func writeGraphFile(t testing.TB, path string, size int64, seed uint64, tiny bool) (txns, records int) {
 	a, err := fsformat.Create(path, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +37,8 @@ func writeGraphFile(t testing.TB, path string, size int64, seed uint64) (txns, r
 	store := func(oid int) {
 		var n int
 		switch x := r.IntN(100); {
+		case tiny:
+			n = 10 + r.IntN(40)
 		case x < 80:
 			n = 100 + r.IntN(300)
 		case x < 99:
@@ -124,7 +126,8 @@ func graphPickle(dst, data []byte, oid int, kids [2]bool) []byte {
 
 // TestWriteBenchFile writes a graph file for bench/pack.sh when
 // ZODBCTL_PACK_BENCH_OUT names the output (ZODBCTL_PACK_BENCH_SIZE: bytes,
-// default 500 MB).
+// default 500 MB; ZODBCTL_PACK_BENCH_TINY=1: 10–50 byte payloads, many
+// objects, to measure memory per object).
 func TestWriteBenchFile(t *testing.T) {
 	out := os.Getenv("ZODBCTL_PACK_BENCH_OUT")
 	if out == "" {
@@ -139,15 +142,19 @@ func TestWriteBenchFile(t *testing.T) {
 		size = v
 	}
 	os.Remove(out)
-	txns, recs := writeGraphFile(t, out, size, 1)
+	txns, recs := writeGraphFile(t, out, size, 1, os.Getenv("ZODBCTL_PACK_BENCH_TINY") != "")
 	t.Logf("%s: %d transactions, %d records", out, txns, recs)
 }
 
-// BenchmarkPack packs (GC, as of now) a 20 MB graph file.
+// BenchmarkPack packs (GC, as of now) a 20 MB graph file, or a copy of
+// $ZODBCTL_PACK_BENCH_FILE.
 func BenchmarkPack(b *testing.B) {
 	dir := b.TempDir()
-	src := filepath.Join(dir, "src.fs")
-	writeGraphFile(b, src, 20e6, 1)
+	src := os.Getenv("ZODBCTL_PACK_BENCH_FILE") // a real file instead
+	if src == "" {
+		src = filepath.Join(dir, "src.fs")
+		writeGraphFile(b, src, 20e6, 1, false)
+	}
 	input, _ := os.ReadFile(src)
 	path := filepath.Join(dir, "Data.fs")
 	b.SetBytes(int64(len(input)))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/zodbctl/zodbctl/fsformat"
 	"github.com/zodbctl/zodbctl/fsformat/fsindex"
@@ -172,7 +173,7 @@ func PackMulti(ctx context.Context, dbs []Database, opt Options) ([]*Result, err
 		}
 	} else {
 		for _, d := range ds {
-			d.reach, d.reachEx = d.cur, map[fsformat.Oid][]int64{}
+			d.allCur = true
 		}
 	}
 	for i, d := range ds {
@@ -190,12 +191,12 @@ func PackMulti(ctx context.Context, dbs []Database, opt Options) ([]*Result, err
 			return nil, err
 		}
 		for i, d := range ds {
-			for oid := range d.cur.All() {
-				if _, ok := d.reach.Get(oid); !ok {
-					res[i].Garbage = append(res[i].Garbage, fsformat.Oid(oid))
+			for oid := range d.cur.all() {
+				if !d.marked(oid) {
+					res[i].Garbage = append(res[i].Garbage, oid)
 				}
 			}
-			d.cur = nil // not needed any more: keep the peak low
+			slices.Sort(res[i].Garbage)
 		}
 		for _, dg := range m.dangling {
 			for i, d := range ds {
