@@ -2,6 +2,7 @@ package fsindex
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"testing"
@@ -85,4 +86,24 @@ func BenchmarkLoadMemory(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/oid")
 		runtime.KeepAlive(y)
 	}
+}
+
+// BenchmarkRandom: Set then Get of 1M dense oids in random order (a GC
+// marking reachable objects, a pack copying them).
+func BenchmarkRandom(b *testing.B) {
+	const n = 1 << 20
+	perm := rand.New(rand.NewPCG(1, 1)).Perm(n)
+	b.ResetTimer()
+	for b.Loop() {
+		x := New()
+		for _, o := range perm {
+			x.Set(uint64(o), uint64(o)*64)
+		}
+		for _, o := range perm {
+			if p, ok := x.Get(uint64(o)); !ok || p != uint64(o)*64 {
+				b.Fatal("lost", o)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(2*n), "ns/access")
 }

@@ -49,7 +49,7 @@ func pull(x *Index) func() (uint64, uint64, bool) {
 	)
 	return func() (uint64, uint64, bool) {
 		for ki < len(keys) {
-			p := x.pages[keys[ki]]
+			p := x.lookup(keys[ki])
 			if i < len(p.keys) {
 				oid := keys[ki]<<8 | uint64(p.keys[i])
 				pos := getPos(p.vals[6*i:])

@@ -77,14 +77,18 @@ func (x *Index) Save(w io.Writer, pos uint64) error {
 	}
 	order := x.sortedPages()
 	var buf []byte
+	var group []*page
 	for i := 0; i < len(order); {
 		// The pages of one 6-byte prefix are consecutive in order.
 		prefix := order[i] >> 8
 		j, n := i, 0
+		group = group[:0]
 		for ; j < len(order) && order[j]>>8 == prefix; j++ {
-			n += len(x.pages[order[j]].keys)
+			p := x.lookup(order[j])
+			group = append(group, p)
+			n += len(p.keys)
 		}
-		buf = appendBucketPickle(buf[:0], prefix, order[i:j], x.pages, n)
+		buf = appendBucketPickle(buf[:0], prefix, order[i:j], group, n)
 		if _, err := w.Write(buf); err != nil {
 			return err
 		}
@@ -97,7 +101,7 @@ func (x *Index) Save(w io.Writer, pos uint64) error {
 // appendBucketPickle appends PROTO 3, SHORT_BINBYTES prefix, the bucket
 // bytes (suffixes block then positions block, fsBucket.toString), TUPLE2,
 // STOP.
-func appendBucketPickle(dst []byte, prefix uint64, keys []uint64, pages map[uint64]*page, n int) []byte {
+func appendBucketPickle(dst []byte, prefix uint64, keys []uint64, pages []*page, n int) []byte {
 	dst = append(dst, 0x80, 0x03, 'C', 6)
 	dst = binary.BigEndian.AppendUint64(dst, prefix<<16)[:len(dst)+6]
 	size := 8 * n
@@ -107,13 +111,13 @@ func appendBucketPickle(dst []byte, prefix uint64, keys []uint64, pages map[uint
 		dst = append(dst, 'B')
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(size))
 	}
-	for _, k := range keys {
-		for _, low := range pages[k].keys {
+	for i, k := range keys {
+		for _, low := range pages[i].keys {
 			dst = append(dst, byte(k), low)
 		}
 	}
-	for _, k := range keys {
-		dst = append(dst, pages[k].vals...)
+	for _, p := range pages {
+		dst = append(dst, p.vals...)
 	}
 	return append(dst, 0x86, '.')
 }
@@ -386,11 +390,9 @@ func (l *loader) addBucket(prefixBytes, bucket []byte) error {
 	if !ascending {
 		// Rare forms: replace the prefix's entries, insert one by one.
 		for hi := uint64(0); hi < 256; hi++ {
-			if p := x.pages[prefix<<8|hi]; p != nil {
+			if p := x.lookup(prefix<<8 | hi); p != nil {
 				x.n -= len(p.keys)
-				delete(x.pages, prefix<<8|hi)
-				x.order = nil
-				x.last = nil
+				x.removePage(prefix<<8 | hi)
 			}
 		}
 		for i := 0; i < n; i++ {
@@ -398,9 +400,6 @@ func (l *loader) addBucket(prefixBytes, bucket []byte) error {
 			x.Set(oid, getPos(vals[6*i:]))
 		}
 	} else {
-		if x.pages == nil {
-			x.pages = make(map[uint64]*page)
-		}
 		// Ascending and after every prefix so far: build pages directly,
 		// each sized exactly.
 		for i := 0; i < n; {
@@ -414,12 +413,10 @@ func (l *loader) addBucket(prefixBytes, bucket []byte) error {
 				p.keys[k-i] = keys[2*k+1]
 			}
 			copy(p.vals, vals[6*i:6*j])
-			x.pages[prefix<<8|uint64(hi)] = p
-			x.last = nil
+			x.addPage(prefix<<8|uint64(hi), p)
 			x.n += j - i
 			i = j
 		}
-		x.order = nil
 	}
 	if n > 0 && (!l.loaded || prefix > l.last) {
 		l.last, l.loaded = prefix, true

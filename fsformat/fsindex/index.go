@@ -40,8 +40,13 @@ const MaxPos = 1 << 48
 // Index maps oids to file positions. The zero value is an empty index ready
 // to use. It is not safe for concurrent use.
 type Index struct {
-	pages map[uint64]*page
-	n     int
+	// Pages are found by key (oid>>8) in dir when the key is below its
+	// length — oids are allocated densely from 0, so that is nearly always —
+	// and in the pages map otherwise.
+	dir    []*page
+	pages  map[uint64]*page
+	npages int
+	n      int
 	// huge holds positions ≥ MaxPos, which pages cannot store; Write
 	// refuses an index that has any.
 	huge map[uint64]uint64
@@ -59,11 +64,67 @@ func (x *Index) page(key uint64) *page {
 	if x.last != nil && x.lastKey == key {
 		return x.last
 	}
-	p := x.pages[key]
+	p := x.lookup(key)
 	if p != nil {
 		x.last, x.lastKey = p, key
 	}
 	return p
+}
+
+func (x *Index) lookup(key uint64) *page {
+	if key < uint64(len(x.dir)) {
+		return x.dir[key]
+	}
+	if x.pages == nil {
+		return nil
+	}
+	return x.pages[key]
+}
+
+// addPage stores a new page under key. The directory grows to cover key when
+// that keeps it dense (at most a few times more slots than pages); other keys
+// go to the map.
+func (x *Index) addPage(key uint64, p *page) {
+	x.npages++
+	x.order = nil
+	if key >= uint64(len(x.dir)) && key < uint64(4*x.npages+1024) {
+		size := max(2*len(x.dir), int(key)+1, 64)
+		dir := make([]*page, size)
+		copy(dir, x.dir)
+		x.dir = dir
+		// Pages the map held below the new length move into the directory.
+		for k, q := range x.pages {
+			if k < uint64(size) {
+				x.dir[k] = q
+				delete(x.pages, k)
+			}
+		}
+	}
+	if key < uint64(len(x.dir)) {
+		x.dir[key] = p
+		return
+	}
+	if x.pages == nil {
+		x.pages = make(map[uint64]*page)
+	}
+	x.pages[key] = p
+}
+
+func (x *Index) removePage(key uint64) {
+	if key < uint64(len(x.dir)) {
+		if x.dir[key] == nil {
+			return
+		}
+		x.dir[key] = nil
+	} else {
+		if _, ok := x.pages[key]; !ok {
+			return
+		}
+		delete(x.pages, key)
+	}
+	x.npages--
+	x.order = nil
+	x.last = nil
 }
 
 // page holds the oids oid>>8 == its key: low bytes ascending, and the
@@ -116,15 +177,11 @@ func (x *Index) Get(oid uint64) (pos uint64, ok bool) {
 
 // Set stores pos for oid.
 func (x *Index) Set(oid, pos uint64) {
-	if x.pages == nil {
-		x.pages = make(map[uint64]*page)
-	}
 	key := oid >> 8
 	p := x.page(key)
 	if p == nil {
 		p = &page{}
-		x.pages[key] = p
-		x.order = nil
+		x.addPage(key, p)
 		x.last, x.lastKey = p, key
 	}
 	if pos >= MaxPos {
@@ -168,9 +225,7 @@ func (x *Index) Delete(oid uint64) bool {
 		delete(x.huge, oid)
 	}
 	if len(p.keys) == 0 {
-		delete(x.pages, key)
-		x.order = nil
-		x.last = nil
+		x.removePage(key)
 	}
 	return true
 }
@@ -181,12 +236,19 @@ func (x *Index) Clear() {
 }
 
 func (x *Index) sortedPages() []uint64 {
-	if x.order == nil || len(x.order) != len(x.pages) {
-		x.order = make([]uint64, 0, len(x.pages))
+	if x.order == nil || len(x.order) != x.npages {
+		x.order = make([]uint64, 0, x.npages)
+		for k, p := range x.dir {
+			if p != nil {
+				x.order = append(x.order, uint64(k))
+			}
+		}
+		// Map keys are all above the directory (addPage moves lower ones).
+		n := len(x.order)
 		for k := range x.pages {
 			x.order = append(x.order, k)
 		}
-		slices.Sort(x.order)
+		slices.Sort(x.order[n:])
 	}
 	return x.order
 }
@@ -196,7 +258,7 @@ func (x *Index) sortedPages() []uint64 {
 func (x *Index) All() iter.Seq2[uint64, uint64] {
 	return func(yield func(uint64, uint64) bool) {
 		for _, key := range x.sortedPages() {
-			p := x.pages[key]
+			p := x.lookup(key)
 			for i, low := range p.keys {
 				oid := key<<8 | uint64(low)
 				pos := getPos(p.vals[6*i:])
@@ -221,7 +283,7 @@ func (x *Index) MaxOid() (oid uint64, ok bool) {
 	}
 	order := x.sortedPages()
 	key := order[len(order)-1]
-	p := x.pages[key]
+	p := x.lookup(key)
 	return key<<8 | uint64(p.keys[len(p.keys)-1]), true
 }
 

@@ -394,3 +394,52 @@ func FuzzIndexRead(f *testing.F) {
 		}
 	})
 }
+
+// Pages move from the map to the directory as the dense part grows past
+// them; order, lookups and deletes work across both.
+func TestDirectoryAndMap(t *testing.T) {
+	x := New()
+	want := map[uint64]uint64{}
+	set := func(o, p uint64) { x.Set(o, p); want[o] = p }
+	set(5000<<8|7, 1) // far above a small directory: in the map
+	set(1<<50, 2)     // sparse for ever
+	for o := uint64(0); o < 3000<<8; o += 97 {
+		set(o, o)
+	}
+	set(5000<<8|3, 3)
+	for o := uint64(3000 << 8); o < 6000<<8; o += 251 { // grows past 5000
+		set(o, o+1)
+	}
+	if x.Len() != len(want) {
+		t.Fatalf("Len %d, want %d", x.Len(), len(want))
+	}
+	prev, n := uint64(0), 0
+	for o, p := range x.All() {
+		if n > 0 && o <= prev {
+			t.Fatalf("order: %x after %x", o, prev)
+		}
+		if want[o] != p {
+			t.Fatalf("%x: %d, want %d", o, p, want[o])
+		}
+		prev, n = o, n+1
+	}
+	if n != len(want) {
+		t.Fatalf("All gave %d", n)
+	}
+	for o, p := range want {
+		if q, ok := x.Get(o); !ok || q != p {
+			t.Fatalf("Get %x = %d %v", o, q, ok)
+		}
+	}
+	for o := range want {
+		if !x.Delete(o) {
+			t.Fatalf("Delete %x", o)
+		}
+	}
+	if x.Len() != 0 || x.npages != 0 {
+		t.Fatalf("after deletes: %d entries, %d pages", x.Len(), x.npages)
+	}
+	if _, ok := x.MaxOid(); ok {
+		t.Fatal("MaxOid of empty index")
+	}
+}
