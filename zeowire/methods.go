@@ -200,19 +200,16 @@ func optTid(method string, v any) (Tid, bool, error) {
 // ---- session ----
 
 func (c *serverConn) register(ctx context.Context, _ *Message, a []any) (any, error) {
-	var name string
-	switch x := a[0].(type) {
-	case string:
-		name = x
-	case []byte:
-		name = string(x)
-	default:
-		name = Repr(x)
-	}
+	name, isStr := a[0].(string)
 	st := c.s.storages[name]
-	if st == nil {
-		// Python formats the name with %s: no quotes.
-		return nil, &RemoteError{Class: ClassValueError, Args: Tuple{"unknown storage: " + name}}
+	if !isStr || st == nil {
+		// Python formats the name with %s: a str without quotes, anything
+		// else as its repr.
+		shown := name
+		if !isStr {
+			shown = Repr(a[0])
+		}
+		return nil, &RemoteError{Class: ClassValueError, Args: Tuple{"unknown storage: " + shown}}
 	}
 	readOnly := Truthy(a[1])
 	if !readOnly && st.readOnly {

@@ -2,11 +2,11 @@ package zeowire
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"math/big"
 
 	"github.com/zodbctl/zodbctl/fsformat/pickle"
+	"github.com/zodbctl/zodbctl/fsformat/pyrepr"
 )
 
 // The container types are those of fsformat/pickle, so that pickle-mode
@@ -224,8 +224,8 @@ func describe(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-// Repr renders a wire value roughly as Python's repr does (for logs and test
-// failure messages; not byte-exact for every value).
+// Repr renders a wire value as Python's repr does (for messages and logs;
+// long bytes are abbreviated).
 func Repr(v any) string {
 	switch x := v.(type) {
 	case nil:
@@ -240,14 +240,14 @@ func Repr(v any) string {
 	case *big.Int:
 		return x.String()
 	case float64:
-		return fmt.Sprint(x)
+		return pyrepr.Float(x)
 	case string:
-		return fmt.Sprintf("%q", x)
+		return pyrepr.UnicodeStr(x)
 	case []byte:
-		if len(x) > 40 {
-			return "b'" + hex.EncodeToString(x[:40]) + "...'"
+		if len(x) > 80 {
+			return pyrepr.Bytes(x[:80]) + fmt.Sprintf("...<%d bytes>", len(x))
 		}
-		return "b'" + hex.EncodeToString(x) + "'"
+		return pyrepr.Bytes(x)
 	case Tuple:
 		s := "("
 		for i, e := range x {
