@@ -3,6 +3,7 @@ package fsstore
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -156,7 +157,9 @@ func TestRecommitFixtures(t *testing.T) {
 				}
 				oid := zeowire.Oid(r.Oid)
 				x.stores = append(x.stores, store{oid, serials[oid], clone(r.Data)})
-				serials[oid] = x.tid
+			}
+			for _, st := range x.stores {
+				serials[st.oid] = x.tid
 			}
 			txns = append(txns, x)
 		}
@@ -278,7 +281,7 @@ func TestLoadsHistoryConflicts(t *testing.T) {
 	// undo t2: root back to root1.
 	undo := func(id zeowire.Tid) error {
 		c.Async("tpc_begin", int64(10), []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
-		c.Async("undoa", id.Bytes(), int64(10))
+		c.Async("undoa", []byte(base64.StdEncoding.EncodeToString(id.Bytes())), int64(10))
 		if _, err := c.Call(cx, "vote", int64(10)); err != nil {
 			c.Call(cx, "tpc_abort", int64(10))
 			return err
