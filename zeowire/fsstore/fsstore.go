@@ -1,0 +1,652 @@
+// Package fsstore is the FileStorage-backed zeowire.Storage that
+// `zodbctl serve` uses for a zeo.conf <filestorage> section: the Data.fs
+// written and read exactly as ZODB's FileStorage does (spec filestorage.md
+// §10–13).
+//
+// Open takes FileStorage's lock (Data.fs.lock), rebuilds the oid index with
+// fsformat.OpenAppender (which also cuts an incomplete trailing transaction
+// into Data.fs.trN as a writable FileStorage open does) and saves
+// Data.fs.index on a clean Close. Commits go through fsformat.Appender with
+// Durable set: the records, then the length and an fsync, then the status
+// byte and another fsync, so a transaction is on disk before the server
+// replies to tpc_finish, and a crash at any moment leaves either the whole
+// transaction or an interrupted one that the next open removes.
+//
+// Why loads do not use fsformat.File: its read window reads a MiB per miss,
+// which suits scans, not random loads of small objects. Loads here are two
+// preads (record header, data) on the shared *os.File, with no lock held
+// on the file itself. Only committed bytes are ever read: every position
+// comes from the index, which the Appender updates after the fsync.
+//
+// Why the index is guarded by one RWMutex: fsindex.Index is not safe for
+// concurrent use, the Appender writes it at Commit while loads read it; the
+// critical sections are a map lookup each.
+//
+// Pack runs fsformat/pack on the live file: readers and commits go on
+// during the copy; the storage's commit mutex is taken only for the final
+// catch-up and swap, after which the file is reopened.
+package fsstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/zodbctl/zodbctl/fsformat"
+	"github.com/zodbctl/zodbctl/fsformat/fsindex"
+	"github.com/zodbctl/zodbctl/fsformat/pack"
+	"github.com/zodbctl/zodbctl/fsformat/pickle"
+	"github.com/zodbctl/zodbctl/zeowire"
+	"github.com/zodbctl/zodbctl/zeowire/memstore"
+)
+
+// Options configure Open.
+type Options struct {
+	// ReadOnly opens without lock, never creates or modifies a file, and
+	// refuses commits (zeo.conf <filestorage> read-only).
+	ReadOnly bool
+	// BlobDir is the blob directory ("" for none), bushy layout.
+	BlobDir string
+	// PackGC is FileStorage's pack-gc (default true in zeo.conf; the zero
+	// value here means no GC, so callers pass the config's value).
+	PackGC bool
+	// PackKeepOld keeps Data.fs.old after a pack (FileStorage's default).
+	PackKeepOld bool
+	// Warn receives FileStorage's open-time messages (truncation, tid
+	// reduction...). Nil drops them.
+	Warn func(string)
+}
+
+// Store is a FileStorage served through zeowire.
+type Store struct {
+	path string
+	opt  Options
+
+	lock *fsformat.StorageLock // nil when read-only
+
+	// commitMu is held from Begin to Finish/Abort, and by pack during its
+	// final catch-up and swap.
+	commitMu sync.Mutex
+
+	mu      sync.RWMutex // guards everything below
+	f       *os.File     // read handle (the Appender's file when writable)
+	app     *fsformat.Appender
+	idx     *fsindex.Index
+	end     int64 // end of the committed data
+	last    zeowire.Tid
+	nextOid zeowire.Oid
+	closed  bool
+}
+
+var (
+	_ zeowire.Storage            = (*Store)(nil)
+	_ zeowire.Iterable           = (*Store)(nil)
+	_ zeowire.RecordIterable     = (*Store)(nil)
+	_ zeowire.Undoable           = (*Store)(nil)
+	_ zeowire.Packable           = (*Store)(nil)
+	_ zeowire.RecentTransactions = (*Store)(nil)
+	_ zeowire.BlobStorage        = (*Store)(nil)
+)
+
+// lockedIndex is the fsformat.Index the Appender fills and updates; Set
+// takes the write lock so that loads never see the map mid-update.
+type lockedIndex struct {
+	mu *sync.RWMutex
+	x  *fsindex.Index
+	// scanning: set while Open fills the index (no readers yet).
+	scanning bool
+}
+
+func (l *lockedIndex) Get(oid fsformat.Oid) (int64, bool) {
+	if !l.scanning {
+		l.mu.RLock()
+		defer l.mu.RUnlock()
+	}
+	p, ok := l.x.Get(uint64(oid))
+	return int64(p), ok
+}
+
+func (l *lockedIndex) Set(oid fsformat.Oid, pos int64) {
+	if !l.scanning {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+	}
+	l.x.Set(uint64(oid), uint64(pos))
+}
+
+// Open opens (writable: creating if missing) the FileStorage at path.
+func Open(path string, opt Options) (*Store, error) {
+	s := &Store{path: path, opt: opt}
+	if opt.BlobDir != "" {
+		if err := prepareBlobDir(opt.BlobDir, opt.ReadOnly); err != nil {
+			return nil, fmt.Errorf("%s: blob directory: %w", path, err)
+		}
+	}
+	if err := s.open(); err != nil {
+		if s.lock != nil {
+			s.lock.Unlock()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) warn(msg string) {
+	if s.opt.Warn != nil {
+		s.opt.Warn(msg)
+	}
+}
+
+// open takes the lock (writable) and loads the file; called by Open and
+// after a pack swapped the file (lock already held).
+func (s *Store) open() error {
+	if s.opt.ReadOnly {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return err
+		}
+		idx := fsindex.New()
+		li := &lockedIndex{mu: &s.mu, x: idx, scanning: true}
+		res, err := fsformat.ScanIndex(f, s.path, li, nil)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		if res.Magic != fsformat.MagicFS30 {
+			f.Close()
+			return fmt.Errorf("%s: Python 2 (FS21) file, which FileStorage on Python 3 refuses", s.path)
+		}
+		s.f, s.idx, s.end, s.last = f, idx, res.End, zeowire.Tid(res.LastTid)
+		s.nextOid = zeowire.Oid(res.MaxOid)
+		return nil
+	}
+	if s.lock == nil {
+		if dir := filepath.Dir(s.path); dir != "" {
+			if _, err := os.Stat(dir); err != nil {
+				return err
+			}
+		}
+		l, err := fsformat.LockStorage(s.path)
+		if err != nil {
+			return err
+		}
+		s.lock = l
+	}
+	idx := fsindex.New()
+	li := &lockedIndex{mu: &s.mu, x: idx, scanning: true}
+	var app *fsformat.Appender
+	var err error
+	if st, serr := os.Stat(s.path); errors.Is(serr, os.ErrNotExist) || (serr == nil && st.Size() == 0) {
+		if serr == nil {
+			os.Remove(s.path) // an empty file is an empty storage: start it over
+		}
+		app, err = fsformat.Create(s.path, li)
+	} else {
+		app, err = fsformat.OpenAppender(s.path, li, s.warn)
+	}
+	if err != nil {
+		return err
+	}
+	li.scanning = false
+	app.Durable = true
+	maxOid, _ := idx.MaxOid()
+	s.f, s.app, s.idx, s.end, s.last = app.File(), app, idx, app.Pos(), zeowire.Tid(app.LastTid())
+	s.nextOid = zeowire.Oid(maxOid)
+	return nil
+}
+
+// Path is the Data.fs path.
+func (s *Store) Path() string { return s.path }
+
+// Info implements zeowire.Storage.
+func (s *Store) Info() zeowire.StorageInfo {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ifaces := memstore.FileStorageInterfaces
+	if s.opt.BlobDir != "" {
+		ifaces = memstore.BlobStorageInterfaces
+	}
+	return zeowire.StorageInfo{
+		Name:                   s.path,
+		Length:                 int64(s.idx.Len()),
+		Size:                   s.end,
+		SupportsUndo:           true,
+		SupportsRecordIternext: true,
+		Interfaces:             ifaces,
+	}
+}
+
+// LastTransaction implements zeowire.Storage.
+func (s *Store) LastTransaction() zeowire.Tid {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.last
+}
+
+// Close implements zeowire.Storage: saves Data.fs.index (writable) and
+// releases the lock.
+func (s *Store) Close() error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var err error
+	if s.app != nil {
+		if e := fsindex.Write(s.path+".index", s.idx, uint64(s.end)); e != nil && !errors.Is(e, fsindex.ErrPosTooLarge) {
+			err = fmt.Errorf("%s: saving the index: %w", s.path, e)
+		}
+		if e := s.app.Close(); e != nil && err == nil {
+			err = e
+		}
+	} else if s.f != nil {
+		s.f.Close()
+	}
+	if s.lock != nil {
+		if e := s.lock.Unlock(); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// errClosed is returned by calls on a closed store.
+var errClosed = errors.New("fsstore: storage closed")
+
+// recHeader reads the data record header at pos, checking it lies in the
+// committed data.
+func (s *Store) recHeader(pos int64) (fsformat.DataHeader, error) {
+	var b [fsformat.DataHeaderLen]byte
+	if pos < fsformat.FileHeaderLen || pos+fsformat.DataHeaderLen > s.end {
+		return fsformat.DataHeader{}, fmt.Errorf("%s: data record at %d out of bounds (end %d)", s.path, pos, s.end)
+	}
+	if _, err := s.f.ReadAt(b[:], pos); err != nil {
+		return fsformat.DataHeader{}, fmt.Errorf("%s: data record at %d: %w", s.path, pos, err)
+	}
+	h := fsformat.ParseDataHeader(b[:])
+	if h.VersionLen != 0 {
+		return h, fmt.Errorf("%s: data record at %d: version records are not supported", s.path, pos)
+	}
+	return h, nil
+}
+
+// recData returns the state of the record at pos with header h, following
+// backpointers; nil data means the chain ends in 0 (no state).
+func (s *Store) recData(pos int64, h fsformat.DataHeader) ([]byte, error) {
+	for hops := 0; ; hops++ {
+		if h.DataLen > 0 {
+			if h.DataLen > s.end-pos-fsformat.DataHeaderLen {
+				return nil, fmt.Errorf("%s: data record at %d: length %d runs past the data", s.path, pos, h.DataLen)
+			}
+			data := make([]byte, h.DataLen)
+			if _, err := s.f.ReadAt(data, pos+fsformat.DataHeaderLen); err != nil {
+				return nil, fmt.Errorf("%s: data record at %d: %w", s.path, pos, err)
+			}
+			return data, nil
+		}
+		if h.DataLen < 0 {
+			return nil, fmt.Errorf("%s: data record at %d: bad length", s.path, pos)
+		}
+		var b [8]byte
+		if _, err := s.f.ReadAt(b[:], pos+fsformat.DataHeaderLen); err != nil {
+			return nil, fmt.Errorf("%s: data record at %d: backpointer: %w", s.path, pos, err)
+		}
+		back := int64(binary.BigEndian.Uint64(b[:]))
+		if back == 0 {
+			return nil, nil
+		}
+		if back >= pos || hops > 1<<16 {
+			return nil, fmt.Errorf("%s: data record at %d: backpointer %d does not point back", s.path, pos, back)
+		}
+		nh, err := s.recHeader(back)
+		if err != nil {
+			return nil, err
+		}
+		if nh.Oid != h.Oid {
+			return nil, fmt.Errorf("%s: backpointer at %d leads to a record of oid %s", s.path, pos, nh.Oid)
+		}
+		pos, h = back, nh
+	}
+}
+
+// backOf reads the backpointer of a record with no data of its own.
+func (s *Store) backOf(pos int64) (int64, error) {
+	var b [8]byte
+	if _, err := s.f.ReadAt(b[:], pos+fsformat.DataHeaderLen); err != nil {
+		return 0, fmt.Errorf("%s: data record at %d: backpointer: %w", s.path, pos, err)
+	}
+	return int64(binary.BigEndian.Uint64(b[:])), nil
+}
+
+func (s *Store) current(oid zeowire.Oid) (int64, bool) {
+	p, ok := s.idx.Get(uint64(oid))
+	return int64(p), ok
+}
+
+// LoadBefore implements zeowire.Storage.
+func (s *Store) LoadBefore(_ context.Context, oid zeowire.Oid, before zeowire.Tid) (zeowire.Revision, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return zeowire.Revision{}, false, errClosed
+	}
+	pos, ok := s.current(oid)
+	if !ok {
+		return zeowire.Revision{}, false, &zeowire.POSKeyError{Oid: oid}
+	}
+	h, err := s.recHeader(pos)
+	if err != nil {
+		return zeowire.Revision{}, false, err
+	}
+	if h.DataLen == 0 {
+		// A deletion or undone creation as the current record: the
+		// object does not exist (FileStorage raises POSKeyError).
+		if back, err := s.backOf(pos); err != nil {
+			return zeowire.Revision{}, false, err
+		} else if back == 0 {
+			return zeowire.Revision{}, false, &zeowire.POSKeyError{Oid: oid}
+		}
+	}
+	var end zeowire.Tid
+	for zeowire.Tid(h.Tid) >= before {
+		end = zeowire.Tid(h.Tid)
+		if h.Prev == 0 {
+			return zeowire.Revision{}, false, nil
+		}
+		if h.Prev >= pos {
+			return zeowire.Revision{}, false, fmt.Errorf("%s: data record at %d: prev %d does not point back", s.path, pos, h.Prev)
+		}
+		pos = h.Prev
+		if h, err = s.recHeader(pos); err != nil {
+			return zeowire.Revision{}, false, err
+		}
+	}
+	data, err := s.recData(pos, h)
+	if err != nil {
+		return zeowire.Revision{}, false, err
+	}
+	if data == nil {
+		return zeowire.Revision{}, false, &zeowire.POSKeyError{Oid: oid}
+	}
+	return zeowire.Revision{Data: data, Start: zeowire.Tid(h.Tid), End: end}, true, nil
+}
+
+// LoadSerial implements zeowire.Storage.
+func (s *Store) LoadSerial(_ context.Context, oid zeowire.Oid, serial zeowire.Tid) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	pos, ok := s.current(oid)
+	for ok && pos != 0 {
+		h, err := s.recHeader(pos)
+		if err != nil {
+			return nil, err
+		}
+		t := zeowire.Tid(h.Tid)
+		if t == serial {
+			data, err := s.recData(pos, h)
+			if err != nil {
+				return nil, err
+			}
+			if data == nil {
+				break
+			}
+			return data, nil
+		}
+		if t < serial || h.Prev >= pos {
+			break
+		}
+		pos = h.Prev
+	}
+	return nil, &zeowire.POSKeyError{Oid: oid}
+}
+
+// NewOids implements zeowire.Storage.
+func (s *Store) NewOids(n int) ([]zeowire.Oid, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]zeowire.Oid, n)
+	for i := range out {
+		s.nextOid++
+		out[i] = s.nextOid
+	}
+	return out, nil
+}
+
+// txnMetaAt reads the metadata of the transaction at tpos.
+func (s *Store) txnMetaAt(tpos int64) (zeowire.TxnMeta, error) {
+	var b [fsformat.TxnHeaderLen]byte
+	if tpos < fsformat.FileHeaderLen || tpos+fsformat.TxnHeaderLen > s.end {
+		return zeowire.TxnMeta{}, fmt.Errorf("%s: transaction at %d out of bounds", s.path, tpos)
+	}
+	if _, err := s.f.ReadAt(b[:], tpos); err != nil {
+		return zeowire.TxnMeta{}, fmt.Errorf("%s: transaction at %d: %w", s.path, tpos, err)
+	}
+	h := fsformat.ParseTxnHeader(b[:])
+	n := int(h.UserLen) + int(h.DescLen) + int(h.ExtLen)
+	buf := make([]byte, n)
+	if _, err := s.f.ReadAt(buf, tpos+fsformat.TxnHeaderLen); err != nil {
+		return zeowire.TxnMeta{}, fmt.Errorf("%s: transaction at %d: %w", s.path, tpos, err)
+	}
+	u, d, e := buf[:h.UserLen], buf[h.UserLen:int(h.UserLen)+int(h.DescLen)], buf[int(h.UserLen)+int(h.DescLen):]
+	return zeowire.TxnMeta{Tid: zeowire.Tid(h.Tid), Status: h.Status, User: u, Description: d,
+		Extension: decodeExt(e), Size: h.Len}, nil
+}
+
+// decodeExt unpickles a transaction extension; like undoLog, anything that
+// is not a readable dict counts as empty.
+func decodeExt(b []byte) zeowire.Dict {
+	if len(b) == 0 {
+		return nil
+	}
+	v, err := zeowire.DecodePickleValue(b)
+	if err != nil {
+		return nil
+	}
+	d, _ := v.(zeowire.Dict)
+	return d
+}
+
+// encodeExt pickles an extension as FileStorage does: empty for an empty
+// dict, else protocol 3 with memo.
+func encodeExt(d zeowire.Dict) ([]byte, error) {
+	if len(d) == 0 {
+		return nil, nil
+	}
+	return pickle.Marshal(d, 3)
+}
+
+// History implements zeowire.Storage.
+func (s *Store) History(_ context.Context, oid zeowire.Oid, size int) ([]zeowire.HistoryEntry, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	pos, ok := s.current(oid)
+	if !ok {
+		return nil, &zeowire.POSKeyError{Oid: oid}
+	}
+	var out []zeowire.HistoryEntry
+	for pos != 0 && len(out) < size {
+		h, err := s.recHeader(pos)
+		if err != nil {
+			return nil, err
+		}
+		meta, err := s.txnMetaAt(h.TxnPos)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, zeowire.HistoryEntry{TxnMeta: meta, Size: h.DataLen})
+		if h.Prev >= pos {
+			break
+		}
+		pos = h.Prev
+	}
+	return out, nil
+}
+
+// RecordIterNext implements zeowire.RecordIterable (FileStorage's
+// record_iternext over its index, deletions included as None data).
+func (s *Store) RecordIterNext(_ context.Context, from zeowire.Oid, first bool) (zeowire.Oid, zeowire.Tid, []byte, zeowire.Oid, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, 0, nil, 0, false, errClosed
+	}
+	var found, hasNext bool
+	var oid, next zeowire.Oid
+	var pos int64
+	for o, p := range s.idx.All() {
+		if !first && zeowire.Oid(o) < from {
+			continue
+		}
+		if !found {
+			found, oid, pos = true, zeowire.Oid(o), int64(p)
+			continue
+		}
+		next, hasNext = zeowire.Oid(o), true
+		break
+	}
+	if !found {
+		return 0, 0, nil, 0, false, &zeowire.RemoteError{Class: zeowire.ClassValueError, Args: zeowire.Tuple{"empty tree"}}
+	}
+	h, err := s.recHeader(pos)
+	if err != nil {
+		return 0, 0, nil, 0, false, err
+	}
+	data, err := s.recData(pos, h)
+	if err != nil {
+		return 0, 0, nil, 0, false, err
+	}
+	return oid, zeowire.Tid(h.Tid), data, next, hasNext, nil
+}
+
+// Iterate implements zeowire.Iterable. The iterator reads the file as it
+// was when Iterate was called (committed data only).
+func (s *Store) Iterate(_ context.Context, start, stop zeowire.Tid) (zeowire.TxnIterator, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	f, err := fsformat.NewFile(io.NewSectionReader(s.f, 0, s.end), s.end, s.path)
+	if err != nil {
+		return nil, err
+	}
+	it := &txnIter{f: f, start: start, stop: stop}
+	it.next, it.done = iterPull(f)
+	return it, nil
+}
+
+// Recent implements zeowire.RecentTransactions.
+func (s *Store) Recent(_ context.Context, n int) ([]zeowire.Invalidation, error) {
+	s.mu.RLock()
+	end, rf := s.end, s.f
+	s.mu.RUnlock()
+	f, err := fsformat.NewFile(io.NewSectionReader(rf, 0, end), end, s.path)
+	if err != nil {
+		return nil, err
+	}
+	var out []zeowire.Invalidation
+	for t, err := range f.TransactionsBackward(end) {
+		if err != nil {
+			return out, nil // what could be read is enough for the queue
+		}
+		if len(out) >= n {
+			break
+		}
+		inv := zeowire.Invalidation{Tid: zeowire.Tid(t.Tid)}
+		for r, err := range t.Records() {
+			if err != nil {
+				break
+			}
+			inv.Oids = append(inv.Oids, zeowire.Oid(r.Oid))
+		}
+		out = append(out, inv)
+	}
+	return out, nil
+}
+
+// UndoLog implements zeowire.Undoable: newest first, only ' ' transactions,
+// stopping at the first packed one, as FileStorage.undoLog.
+func (s *Store) UndoLog(_ context.Context, first, last int, filter func(*zeowire.TxnMeta) bool) ([]zeowire.TxnMeta, error) {
+	s.mu.RLock()
+	end, rf := s.end, s.f
+	s.mu.RUnlock()
+	f, err := fsformat.NewFile(io.NewSectionReader(rf, 0, end), end, s.path)
+	if err != nil {
+		return nil, err
+	}
+	var out []zeowire.TxnMeta
+	i := 0
+	for t, err := range f.TransactionsBackward(end) {
+		if err != nil {
+			return nil, err
+		}
+		if i >= last || t.Status == fsformat.StatusPacked {
+			break
+		}
+		if t.Status != fsformat.StatusNormal {
+			continue
+		}
+		m := zeowire.TxnMeta{Tid: zeowire.Tid(t.Tid), Status: t.Status, User: clone(t.User),
+			Description: clone(t.Description), Extension: decodeExt(t.Extension), Size: t.Len}
+		if filter == nil || filter(&m) {
+			if i >= first {
+				out = append(out, m)
+			}
+			i++
+		}
+	}
+	return out, nil
+}
+
+func clone(b []byte) []byte { return append([]byte{}, b...) }
+
+// Pack implements zeowire.Packable with fsformat/pack on the live file.
+func (s *Store) Pack(ctx context.Context, t float64) error {
+	if s.opt.ReadOnly {
+		return zeowire.ErrReadOnly
+	}
+	opt := pack.Options{
+		Stop:       fsformat.TidFromUnix(t),
+		GC:         s.opt.PackGC,
+		DiscardOld: !s.opt.PackKeepOld,
+		Warn:       s.warn,
+		CommitLock: func() func() {
+			s.commitMu.Lock()
+			return s.commitMu.Unlock
+		},
+		Swapped: func(*pack.Result) error { return s.reopen() },
+	}
+	_, err := pack.Pack(ctx, s.path, s.opt.BlobDir, opt)
+	return err
+}
+
+// reopen switches to the packed file; called under commitMu.
+func (s *Store) reopen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, next := s.last, s.nextOid
+	if err := s.app.Close(); err != nil {
+		return err
+	}
+	s.app = nil
+	if err := s.open(); err != nil {
+		s.closed = true
+		return fmt.Errorf("%s: reopening after pack: %w", s.path, err)
+	}
+	s.last, s.nextOid = max(s.last, last), max(s.nextOid, next)
+	return nil
+}

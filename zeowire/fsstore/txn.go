@@ -1,0 +1,437 @@
+package fsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/zodbctl/zodbctl/fsformat"
+	"github.com/zodbctl/zodbctl/zeowire"
+)
+
+// txnIter adapts fsformat's transaction iterator to zeowire.TxnIterator.
+type txnIter struct {
+	f           *fsformat.File
+	start, stop zeowire.Tid
+	next        func() (*fsformat.Txn, error, bool)
+	done        func()
+}
+
+func iterPull(f *fsformat.File) (func() (*fsformat.Txn, error, bool), func()) {
+	return iter.Pull2(f.Transactions(fsformat.IterOptions{}))
+}
+
+func (it *txnIter) Next() (zeowire.TxnMeta, []zeowire.DataRecord, bool, error) {
+	for {
+		t, err, ok := it.next()
+		if !ok {
+			return zeowire.TxnMeta{}, nil, false, nil
+		}
+		if err != nil {
+			return zeowire.TxnMeta{}, nil, false, err
+		}
+		tid := zeowire.Tid(t.Tid)
+		if tid < it.start {
+			continue
+		}
+		if it.stop != 0 && tid > it.stop {
+			return zeowire.TxnMeta{}, nil, false, nil
+		}
+		meta := zeowire.TxnMeta{Tid: tid, Status: t.Status, User: clone(t.User), Description: clone(t.Description),
+			Extension: decodeExt(t.Extension), Size: t.Len}
+		var recs []zeowire.DataRecord
+		for r, err := range t.Records() {
+			if err != nil {
+				return zeowire.TxnMeta{}, nil, false, err
+			}
+			dr := zeowire.DataRecord{Oid: zeowire.Oid(r.Oid), Tid: zeowire.Tid(r.Tid)}
+			if r.IsBackpointer() {
+				if r.Back != 0 {
+					data, _, _, err := it.f.LoadBack(r.Oid, r.Back)
+					if err != nil && !errors.Is(err, fsformat.ErrNoData) {
+						return zeowire.TxnMeta{}, nil, false, err
+					}
+					dr.Data = clone(data)
+					if len(data) == 0 {
+						dr.Data = nil
+					}
+					h, err := it.f.ReadDataHeaderAt(r.Back)
+					if err != nil {
+						return zeowire.TxnMeta{}, nil, false, err
+					}
+					dr.DataTxn = zeowire.Tid(h.Tid)
+				}
+			} else {
+				dr.Data = clone(r.Data)
+			}
+			recs = append(recs, dr)
+		}
+		return meta, recs, true, nil
+	}
+}
+
+func (it *txnIter) Close() error { it.done(); return nil }
+
+// Begin implements zeowire.Storage. The server calls it at vote time under
+// its commit lock; the storage's own commit mutex is held until Finish or
+// Abort (pack's catch-up waits on it).
+func (s *Store) Begin(_ context.Context, meta zeowire.TxnMeta) (zeowire.StorageTxn, error) {
+	if s.opt.ReadOnly {
+		return nil, zeowire.ErrReadOnly
+	}
+	ext, err := encodeExt(meta.Extension)
+	if err != nil {
+		return nil, fmt.Errorf("%s: pickling the transaction extension: %w", s.path, err)
+	}
+	s.commitMu.Lock()
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		s.commitMu.Unlock()
+		return nil, errClosed
+	}
+	status := meta.Status
+	if status == ' ' {
+		status = 0
+	}
+	if _, err := s.app.Begin(fsformat.TxnMeta{Tid: fsformat.Tid(meta.Tid), Status: status,
+		User: meta.User, Description: meta.Description, Extension: ext}); err != nil {
+		s.commitMu.Unlock()
+		return nil, err
+	}
+	return &txn{s: s, meta: meta, written: map[zeowire.Oid]bool{}}, nil
+}
+
+type txn struct {
+	s       *Store
+	meta    zeowire.TxnMeta
+	written map[zeowire.Oid]bool
+	blobs   []blobMove
+	ended   bool
+	voted   bool
+}
+
+type blobMove struct {
+	oid  zeowire.Oid
+	src  string // upload in tmp; "" once moved
+	dst  string
+	done bool
+}
+
+// committedTid is the tid of oid's current committed record, ok=false if
+// the oid has none; exists is false for a deletion record.
+func (s *Store) committedTid(oid zeowire.Oid) (tid zeowire.Tid, exists, ok bool, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	pos, ok := s.current(oid)
+	if !ok {
+		return 0, false, false, nil
+	}
+	h, err := s.recHeader(pos)
+	if err != nil {
+		return 0, false, true, err
+	}
+	exists = true
+	if h.DataLen == 0 {
+		back, err := s.backOf(pos)
+		if err != nil {
+			return 0, false, true, err
+		}
+		exists = back != 0
+	}
+	return zeowire.Tid(h.Tid), exists, true, nil
+}
+
+func (t *txn) Store(oid zeowire.Oid, serial zeowire.Tid, data []byte) error {
+	cur, _, ok, err := t.s.committedTid(oid)
+	if err != nil {
+		return err
+	}
+	if ok && cur != serial {
+		return &zeowire.ConflictError{Oid: oid, Committed: cur, Serial: serial, Data: data}
+	}
+	if len(data) == 0 {
+		return fmt.Errorf("%s: store of oid %s with empty data", t.s.path, oid)
+	}
+	if _, err := t.s.app.Store(fsformat.Oid(oid), data); err != nil {
+		return err
+	}
+	t.written[oid] = true
+	return nil
+}
+
+func (t *txn) CheckCurrent(oid zeowire.Oid, serial zeowire.Tid) error {
+	cur, _, ok, err := t.s.committedTid(oid)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &zeowire.POSKeyError{Oid: oid}
+	}
+	if cur != serial {
+		return &zeowire.ConflictError{Oid: oid, Committed: cur, Serial: serial, Read: true}
+	}
+	return nil
+}
+
+func (t *txn) Delete(oid zeowire.Oid, serial zeowire.Tid) error {
+	cur, exists, ok, err := t.s.committedTid(oid)
+	if err != nil {
+		return err
+	}
+	if !ok || !exists {
+		return &zeowire.POSKeyError{Oid: oid}
+	}
+	if cur != serial {
+		return &zeowire.ConflictError{Oid: oid, Committed: cur, Serial: serial}
+	}
+	if _, err := t.s.app.Delete(fsformat.Oid(oid)); err != nil {
+		return err
+	}
+	t.written[oid] = true
+	return nil
+}
+
+// Restore writes a record without conflict checks (restorea). With prevTxn,
+// a backpointer to the record of oid in that transaction is written when
+// it exists and its state equals data, as FileStorage.restore does.
+func (t *txn) Restore(oid zeowire.Oid, serial zeowire.Tid, data []byte, prevTxn zeowire.Tid) error {
+	s := t.s
+	var back int64
+	if prevTxn != 0 {
+		s.mu.RLock()
+		pos, ok := s.current(oid)
+		for ok && pos != 0 {
+			h, err := s.recHeader(pos)
+			if err != nil {
+				break
+			}
+			if zeowire.Tid(h.Tid) == prevTxn {
+				d, err := s.recData(pos, h)
+				if err == nil && (data == nil || string(d) == string(data)) {
+					back = pos
+				}
+				break
+			}
+			if zeowire.Tid(h.Tid) < prevTxn || h.Prev >= pos {
+				break
+			}
+			pos = h.Prev
+		}
+		s.mu.RUnlock()
+	}
+	var err error
+	switch {
+	case back != 0:
+		_, err = s.app.StoreBackpointer(fsformat.Oid(oid), back)
+	case len(data) == 0:
+		_, err = s.app.Delete(fsformat.Oid(oid))
+	default:
+		_, err = s.app.Store(fsformat.Oid(oid), data)
+	}
+	if err == nil {
+		t.written[oid] = true
+	}
+	return err
+}
+
+func undoError(args ...any) error {
+	return &zeowire.RemoteError{Class: "ZODB.POSException.UndoError", Args: zeowire.Tuple(args)}
+}
+
+// Undo implements undo of the transaction id: for each of its records that
+// is still current, a backpointer to the state before it (0 for a
+// creation). A record changed by a later transaction makes the undo fail
+// (FileStorage would try conflict resolution, which needs Python).
+func (t *txn) Undo(id zeowire.Tid) ([]zeowire.Oid, error) {
+	s := t.s
+	s.mu.RLock()
+	tpos, err := s.findTxn(id)
+	if err != nil {
+		s.mu.RUnlock()
+		return nil, err
+	}
+	f, err := fsformat.NewFile(io.NewSectionReader(s.f, 0, s.end), s.end, s.path)
+	if err != nil {
+		s.mu.RUnlock()
+		return nil, err
+	}
+	type undoRec struct {
+		oid  zeowire.Oid
+		back int64
+	}
+	var todo []undoRec
+	for tx, err := range f.Transactions(fsformat.IterOptions{Start: tpos}) {
+		if err != nil {
+			s.mu.RUnlock()
+			return nil, err
+		}
+		if tx.Status != fsformat.StatusNormal {
+			s.mu.RUnlock()
+			return nil, undoError("non-undoable transaction")
+		}
+		for r, err := range tx.Records() {
+			if err != nil {
+				s.mu.RUnlock()
+				return nil, err
+			}
+			oid := zeowire.Oid(r.Oid)
+			cur, _ := s.current(oid)
+			if cur != r.Pos {
+				s.mu.RUnlock()
+				return nil, undoError("Some data were modified by a later transaction", oid.Bytes())
+			}
+			todo = append(todo, undoRec{oid, r.Prev})
+		}
+		break
+	}
+	s.mu.RUnlock()
+	var oids []zeowire.Oid
+	for _, u := range todo {
+		if _, err := s.app.StoreBackpointer(fsformat.Oid(u.oid), u.back); err != nil {
+			return nil, err
+		}
+		t.written[u.oid] = true
+		oids = append(oids, u.oid)
+	}
+	return oids, nil
+}
+
+// findTxn finds the position of transaction id, walking back from the end.
+func (s *Store) findTxn(id zeowire.Tid) (int64, error) {
+	f, err := fsformat.NewFile(io.NewSectionReader(s.f, 0, s.end), s.end, s.path)
+	if err != nil {
+		return 0, err
+	}
+	for tx, err := range f.TransactionsBackward(s.end) {
+		if err != nil {
+			return 0, err
+		}
+		if zeowire.Tid(tx.Tid) == id {
+			return tx.Pos, nil
+		}
+		if zeowire.Tid(tx.Tid) < id {
+			break
+		}
+	}
+	return 0, undoError("Invalid undo transaction id")
+}
+
+// StoreBlob implements zeowire.BlobTxn.
+func (t *txn) StoreBlob(oid zeowire.Oid, serial zeowire.Tid, data []byte, path string) error {
+	if t.s.opt.BlobDir == "" {
+		return errors.New("fsstore: no blob directory")
+	}
+	if err := t.Store(oid, serial, data); err != nil {
+		return err
+	}
+	t.blobs = append(t.blobs, blobMove{oid: oid, src: path, dst: zeowire.BushyBlobPath(t.s.opt.BlobDir, oid, t.meta.Tid)})
+	return nil
+}
+
+// Vote moves the blob files into the tree (as ZODB does at store time):
+// once the transaction is committed its blobs are already in place.
+func (t *txn) Vote() error {
+	for i := range t.blobs {
+		b := &t.blobs[i]
+		if err := os.MkdirAll(filepath.Dir(b.dst), 0o700); err != nil {
+			return err
+		}
+		if err := os.Rename(b.src, b.dst); err != nil {
+			return err
+		}
+		b.done = true
+		os.Chmod(b.dst, 0o444)
+	}
+	t.voted = true
+	return nil
+}
+
+// Finish commits: data durable (two fsyncs), then visible.
+func (t *txn) Finish() error {
+	if t.ended {
+		return errors.New("fsstore: transaction already ended")
+	}
+	if !t.voted {
+		return errors.New("fsstore: finish of a transaction that was not voted")
+	}
+	s := t.s
+	t.ended = true
+	defer s.commitMu.Unlock()
+	if _, err := s.app.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", s.path, err)
+	}
+	s.mu.Lock()
+	s.end = s.app.Pos()
+	s.last = t.meta.Tid
+	for oid := range t.written {
+		s.nextOid = max(s.nextOid, oid)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (t *txn) Abort() {
+	if t.ended {
+		return
+	}
+	t.ended = true
+	t.s.app.Abort()
+	for _, b := range t.blobs {
+		if b.done {
+			os.Remove(b.dst)
+		} else {
+			os.Remove(b.src)
+		}
+	}
+	t.s.commitMu.Unlock()
+}
+
+// prepareBlobDir checks or creates the bushy layout marker and tmp folder.
+func prepareBlobDir(dir string, readOnly bool) error {
+	if !readOnly {
+		if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+			return err
+		}
+	}
+	layout := filepath.Join(dir, ".layout")
+	b, err := os.ReadFile(layout)
+	if err == nil {
+		if l := strings.TrimSpace(string(b)); l != "bushy" {
+			return fmt.Errorf("%s: layout %q is not supported (only bushy)", dir, l)
+		}
+		return nil
+	}
+	if readOnly {
+		return nil
+	}
+	return os.WriteFile(layout, []byte("bushy"), 0o644)
+}
+
+// BlobDir implements zeowire.BlobStorage.
+func (s *Store) BlobDir() string { return s.opt.BlobDir }
+
+// BlobTempDir implements zeowire.BlobStorage.
+func (s *Store) BlobTempDir() string { return filepath.Join(s.opt.BlobDir, "tmp") }
+
+// BlobOidDir implements zeowire.BlobStorage.
+func (s *Store) BlobOidDir(oid zeowire.Oid) string { return zeowire.BushyOidDir(s.opt.BlobDir, oid) }
+
+// OpenBlob implements zeowire.BlobStorage.
+func (s *Store) OpenBlob(_ context.Context, oid zeowire.Oid, serial zeowire.Tid) (io.ReadCloser, error) {
+	if s.opt.BlobDir == "" {
+		return nil, zeowire.ErrNotSupported
+	}
+	path := zeowire.BushyBlobPath(s.opt.BlobDir, oid, serial)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, &zeowire.POSKeyError{Oid: oid, Args: zeowire.Tuple{"No blob file at " + path, oid.Bytes(), serial.Bytes()}}
+	}
+	return f, err
+}
