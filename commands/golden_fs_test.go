@@ -22,13 +22,20 @@ func init() {
 	registerGolden("fstail-n3", goldenTool{Args: file("fstail", "-n", "3"), Crash: fstailCrash})
 }
 
-// sameLinesThenError: zodbctl prints what Python printed before it died,
-// then one error line naming the file, exit 1.
+// sameLinesThenError: zodbctl prints what Python printed before it died
+// (stdout, and the warnings on stderr before the traceback), then one error
+// line naming the file, exit 1.
 func sameLinesThenError(t *testing.T, e goldenEntry, r goldenResult) {
 	t.Helper()
 	if !bytes.Equal(r.Stdout, r.WantStdout) {
 		t.Errorf("stdout before the error differs from %s:\n%s", e.Stdout, firstDiff(r.Stdout, r.WantStdout))
 	}
+	warnings, _, _ := bytes.Cut(r.WantStderr, []byte("Traceback (most recent call last):"))
+	if !bytes.HasPrefix(r.Stderr, warnings) {
+		t.Errorf("stderr %q does not start with Python's warnings %q", r.Stderr, warnings)
+		return
+	}
+	r.Stderr = r.Stderr[len(warnings):]
 	assertOneLineError(t, e, r, ExitFailure)
 }
 
