@@ -75,7 +75,8 @@ func runReindex(c *cli.Context) error {
 			progressbar.OptionClearOnFinish(),
 		)
 	}
-	warn := func(msg string) { fmt.Fprintln(stderr, msg) }
+	// FileStorage's scan warnings (it logs them), one line each.
+	warn := func(msg string) { fmt.Fprintf(stderr, "zodbctl reindex: %s\n", msg) }
 	res, err := fsformat.ScanIndex(f, path, idx, warn)
 	if idx.bar != nil {
 		idx.bar.Finish()
