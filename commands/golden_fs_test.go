@@ -63,8 +63,9 @@ func fsdumpCrash(t *testing.T, e goldenEntry, r goldenResult) {
 		}
 	case bytes.Contains(r.WantStderr, []byte("UnboundLocalError")):
 		// status 'u': the lines Python printed come first, then the rest.
-		if !bytes.HasPrefix(r.Stdout, r.WantStdout) || r.Exit != 0 {
-			t.Errorf("status 'u': exit %d, stdout does not start with %s:\n%s", r.Exit, e.Stdout, firstDiff(r.Stdout, r.WantStdout))
+		warnings, _, _ := bytes.Cut(r.WantStderr, []byte("Traceback (most recent call last):"))
+		if !bytes.HasPrefix(r.Stdout, r.WantStdout) || !bytes.HasPrefix(r.Stderr, warnings) || r.Exit != 0 {
+			t.Errorf("status 'u': exit %d, stderr %q, stdout does not start with %s:\n%s", r.Exit, r.Stderr, e.Stdout, firstDiff(r.Stdout, r.WantStdout))
 		}
 	default:
 		sameLinesThenError(t, e, r)
