@@ -106,7 +106,9 @@ func runFstail(c *cli.Context) error {
 	h := sha1.New()
 	var sum [sha1.Size]byte
 	for i := 0; i < n; i++ {
-		if tpos < fsformat.FileHeaderLen {
+		// Like fstail.py, any readable position is shown, even one inside the
+		// file header; only positions before the file fail.
+		if tpos < 0 {
 			out.Flush()
 			return exitWith(ExitFailure, "zodbctl fstail: %s: redundant transaction length at %d leads before the start of the file", path, trailer)
 		}
@@ -159,6 +161,9 @@ func runFstail(c *cli.Context) error {
 		}
 		if tpos == fsformat.FileHeaderLen {
 			break
+		}
+		if tpos < 8 {
+			return fail(tpos, "no redundant transaction length before it (the walk went wrong)")
 		}
 		prev, ok := readU64(tpos - 8)
 		if !ok {
