@@ -56,6 +56,29 @@ func (c *copier) writeRecord(oid fsformat.Oid, tid fsformat.Tid, prev, tloc int6
 	return c.out.write(data)
 }
 
+// copyInline copies the record at pos, which holds its data, with the given
+// prev and tloc, streaming the data in pieces so that a huge record never
+// has to fit in memory.
+func (c *copier) copyInline(r *record, pos, prev, tloc int64) error {
+	h := fsformat.DataHeader{Oid: r.Oid, Tid: r.Tid, Prev: prev, TxnPos: tloc, DataLen: r.DataLen}
+	c.hdr = h.AppendTo(c.hdr[:0])
+	if err := c.out.write(c.hdr); err != nil {
+		return err
+	}
+	for off := int64(0); off < r.DataLen; {
+		n := min(r.DataLen-off, 1<<20)
+		b, err := c.w.at(pos+fsformat.DataHeaderLen+off, int(n))
+		if err != nil {
+			return fmt.Errorf("%s: data record at %d: %w", c.d.path, pos, err)
+		}
+		if err := c.out.write(b); err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
+}
+
 // resolve returns the data a backpointer chain ends in (nil: none).
 func (c *copier) resolve(oid fsformat.Oid, back int64) ([]byte, error) {
 	if back == 0 {
@@ -116,18 +139,19 @@ func (c *copier) toPacktime(progress func(int64)) error {
 					return err
 				}
 			}
-			var data []byte
-			if r.DataLen > 0 {
-				data, err = c.w.at(dpos+fsformat.DataHeaderLen, int(r.DataLen))
-			} else {
-				data, err = c.resolve(r.Oid, r.back)
-			}
-			if err != nil {
-				return fmt.Errorf("%s: data record at %d: %w", d.path, dpos, err)
-			}
 			c.idx.Set(uint64(r.Oid), uint64(c.out.pos()))
-			if err := c.writeRecord(r.Oid, r.Tid, 0, newTpos, data, 0); err != nil {
-				return err
+			if r.DataLen > 0 {
+				if err := c.copyInline(&r, dpos, 0, newTpos); err != nil {
+					return err
+				}
+			} else {
+				data, err := c.resolve(r.Oid, r.back)
+				if err != nil {
+					return fmt.Errorf("%s: data record at %d: %w", d.path, dpos, err)
+				}
+				if err := c.writeRecord(r.Oid, r.Tid, 0, newTpos, data, 0); err != nil {
+					return err
+				}
 			}
 			c.recordsKept++
 			dpos = next
@@ -174,6 +198,9 @@ var blobMarker = []byte("ZODB.blob")
 func (c *copier) noteBlob(pos int64, r *record) error {
 	var data []byte
 	var err error
+	if r.DataLen > 1<<20 {
+		return nil // blob records are tiny (class Blob, state None)
+	}
 	if r.DataLen > 0 {
 		data, err = c.w.at(pos+fsformat.DataHeaderLen, int(r.DataLen))
 	} else {
@@ -233,14 +260,18 @@ func (c *copier) rest(ipos, end int64, progress func(int64)) error {
 				return err
 			}
 			next := dpos + r.len()
+			prev, _ := c.idx.Get(uint64(r.Oid))
+			c.pending = append(c.pending, oidPos{uint64(r.Oid), uint64(c.out.pos())})
+			if r.DataLen > 0 {
+				if err := c.copyInline(&r, dpos, int64(prev), outTpos); err != nil {
+					return err
+				}
+				dpos = next
+				continue
+			}
 			var data []byte
 			backOut := int64(0)
-			if r.DataLen > 0 {
-				data, err = c.w.at(dpos+fsformat.DataHeaderLen, int(r.DataLen))
-				if err != nil {
-					return fmt.Errorf("%s: data record at %d: %w", d.path, dpos, err)
-				}
-			} else if r.back != 0 {
+			if r.back != 0 {
 				if data, err = c.resolve(r.Oid, r.back); err != nil {
 					return fmt.Errorf("%s: data record at %d: %w", d.path, dpos, err)
 				}
@@ -252,8 +283,6 @@ func (c *copier) rest(ipos, end int64, progress func(int64)) error {
 					return fmt.Errorf("%s: data record at %d: %w", d.path, dpos, err)
 				}
 			}
-			prev, _ := c.idx.Get(uint64(r.Oid))
-			c.pending = append(c.pending, oidPos{uint64(r.Oid), uint64(c.out.pos())})
 			if backOut != 0 {
 				data = nil
 			}

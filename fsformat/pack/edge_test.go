@@ -130,3 +130,39 @@ func TestPackNoGCUndoBeforePackTime(t *testing.T) {
 		f.Close()
 	}
 }
+
+// Records larger than the read window are copied in pieces, in both phases.
+func TestPackHugeRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	a, err := fsformat.Create(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), (windowSize+3<<20)/16)
+	rec := func(oid int, payload []byte, kids [2]bool) []byte { return graphPickle(nil, payload, oid, kids) }
+	a.Begin(fsformat.TxnMeta{})
+	a.Store(0, rec(0, []byte("root"), [2]bool{true, false}))
+	a.Store(1, rec(1, big[:len(big)-1], [2]bool{}))
+	a.Commit()
+	a.Begin(fsformat.TxnMeta{})
+	a.Store(0, rec(0, []byte("root 2"), [2]bool{true, false}))
+	stop, _ := a.Commit()
+	a.Begin(fsformat.TxnMeta{})
+	want := rec(1, big, [2]bool{})
+	a.Store(1, want)
+	a.Commit()
+	a.Sync()
+	a.Close()
+	res, err := Pack(context.Background(), path, "", Options{Stop: stop, GC: true})
+	if err != nil || !res.Packed {
+		t.Fatalf("%+v %v", res, err)
+	}
+	checkUsable(t, path)
+	f, _ := fsformat.Open(path)
+	defer f.Close()
+	pos, _ := res.Index.Get(1)
+	data, _, err := f.LoadRecord(int64(pos))
+	if err != nil || !bytes.Equal(data, want) {
+		t.Errorf("huge record after pack: %d bytes (%v), want %d", len(data), err, len(want))
+	}
+}
