@@ -25,8 +25,14 @@ func FuzzDecode(f *testing.F) {
 			if err != nil {
 				return
 			}
-			for _, proto := range []int{0, 3, 4} {
-				enc, err := Marshal(v, proto)
+			for _, proto := range []int{0, 1, 2, 3, 4, -3} {
+				var enc []byte
+				var err error
+				if proto < 0 { // fast mode, as ZEO and Data.fs.index use it
+					enc, err = MarshalFast(v, -proto)
+				} else {
+					enc, err = Marshal(v, proto)
+				}
 				if err != nil {
 					continue // e.g. NEWOBJ at protocol 0, bytearray
 				}
