@@ -444,4 +444,9 @@ func TestVersionRecord(t *testing.T) {
 	if exit != 1 || !strings.Contains(errs, "v.fs: at 27: data record with non-zero version length 3") {
 		t.Errorf("fsdump: exit %d, %q", exit, errs)
 	}
+	// the Dumper prints the fields it read before its assertion fails
+	out, errs, exit = run(t, "fsdump", "--verbose", "v.fs")
+	if exit != 1 || !strings.HasSuffix(out, "offset: 27\noid: 0000000000000005\nrevid: 03f5945838888888\nprevious record offset: 0\ntransaction offset: 4\n") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("fsdump --verbose: exit %d, %q, stdout:\n%s", exit, errs, out)
+	}
 }

@@ -272,8 +272,12 @@ func dumpVerbose(path string, out *bufio.Writer) error {
 			hex("revid: ", uint64(h.Tid))
 			num("previous record offset: ", h.Prev)
 			num("transaction offset: ", h.TxnPos)
+			if h.VersionLen != 0 { // the Dumper's assertion fails here
+				out.Write(line)
+				return
+			}
 			num("len(data): ", h.DataLen)
-			if h.DataLen == 0 {
+			if h.DataLen == 0 && back >= 0 {
 				num("backpointer: ", back)
 			}
 			out.Write(line)

@@ -14,7 +14,9 @@ type RawVisitor struct {
 	// extension bytes (shorter than declared if the file ends early).
 	Txn func(pos int64, h *TxnHeader, user, desc, ext []byte)
 	// Record gets each data record header; back is the backpointer when
-	// h.DataLen == 0.
+	// h.DataLen == 0, or -1 when the walk stops at this record (a version
+	// record, or a backpointer cut off by the end of the file): the Dumper
+	// prints the fields it had read before failing there.
 	Record func(pos int64, h *DataHeader, back int64)
 	// TxnEnd gets the redundant length read after the records.
 	TxnEnd func(rtl uint64)
@@ -114,6 +116,9 @@ func RawScan(r io.ReaderAt, size int64, name string, v RawVisitor) error {
 			}
 			dh := ParseDataHeader(db)
 			if dh.VersionLen != 0 {
+				if v.Record != nil {
+					v.Record(dpos, &dh, -1)
+				}
 				return formatErr(name, dpos, "data record with non-zero version length %d (versions are not supported)", dh.VersionLen)
 			}
 			var back int64
@@ -128,6 +133,9 @@ func RawScan(r io.ReaderAt, size int64, name string, v RawVisitor) error {
 					return err
 				}
 				if len(bb) < 8 {
+					if v.Record != nil {
+						v.Record(dpos, &dh, -1)
+					}
 					return formatErr(name, dpos+DataHeaderLen, "truncated backpointer")
 				}
 				back = int64(binary.BigEndian.Uint64(bb))
