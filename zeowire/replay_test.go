@@ -21,6 +21,7 @@ import (
 
 	"github.com/zodbctl/zodbctl/fsformat"
 	"github.com/zodbctl/zodbctl/zeowire"
+	"github.com/zodbctl/zodbctl/zeowire/fsstore"
 	"github.com/zodbctl/zodbctl/zeowire/memstore"
 )
 
@@ -51,21 +52,45 @@ type record struct {
 	Value    json.RawMessage `json:"value"`
 }
 
+// backend says what serves the replayed sessions.
+type backend int
+
+const (
+	// memBackend: memstore seeded from before/, compared by content with
+	// after/ (sizes and get_info names are allowed to differ).
+	memBackend backend = iota
+	// fileBackend: zeowire/fsstore on copies of the before/ files; every
+	// reply must match (sizes and names included) and the files must end up
+	// byte-identical to after/.
+	fileBackend
+)
+
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(zeoData, "*.jsonl"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no transcripts in %s: %v", zeoData, err)
 	}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".jsonl")
-		t.Run(name, func(t *testing.T) {
-			if why, ok := notReplayable[name]; ok {
-				t.Skip(why)
-			}
-			replay(t, name, f)
-		})
+	for _, be := range []backend{memBackend, fileBackend} {
+		kind := map[backend]string{memBackend: "memory", fileBackend: "filestorage"}[be]
+		for _, f := range files {
+			name := strings.TrimSuffix(filepath.Base(f), ".jsonl")
+			f, _ := filepath.Abs(f)
+			t.Run(kind+"/"+name, func(t *testing.T) {
+				if why, ok := notReplayable[name]; ok {
+					t.Skip(why)
+				}
+				if why, ok := notReplayableFile[name]; ok && be == fileBackend {
+					t.Skip(why)
+				}
+				replay(t, name, f, be)
+			})
+		}
 	}
 }
+
+// notReplayableFile lists sessions the FileStorage backend does not
+// reproduce yet, with the reason.
+var notReplayableFile = map[string]string{}
 
 // scenarioConfig is the part of configs/<name>.conf the replay needs.
 type scenarioConfig struct {
@@ -181,6 +206,8 @@ func seed(t *testing.T, path, name string) *memstore.Store {
 }
 
 type replayServer struct {
+	be     backend
+	files  map[string]*fsstore.Store
 	srv    *zeowire.Server
 	addr   string
 	served chan error
@@ -189,11 +216,30 @@ type replayServer struct {
 	dir    string // working directory (blob directories)
 }
 
-func startReplayServer(t *testing.T, cfg scenarioConfig, dataDir string) *replayServer {
-	rs := &replayServer{logs: &syncBuffer{}, served: make(chan error, 1), stores: map[string]*memstore.Store{}, dir: t.TempDir()}
+func startReplayServer(t *testing.T, cfg scenarioConfig, dataDir string, be backend) *replayServer {
+	rs := &replayServer{be: be, logs: &syncBuffer{}, served: make(chan error, 1), stores: map[string]*memstore.Store{},
+		files: map[string]*fsstore.Store{}, dir: t.TempDir()}
 	storages := map[string]zeowire.Storage{}
+	if be == fileBackend {
+		// Relative paths, as in the recorded configs (get_info's name).
+		t.Chdir(rs.dir)
+	}
 	for _, n := range cfg.storages {
 		p := cfg.paths[n]
+		if be == fileBackend {
+			if b, err := os.ReadFile(filepath.Join(dataDir, p)); err == nil {
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := fsstore.Open(p, fsstore.Options{BlobDir: cfg.blobDirs[n], PackGC: true, PackKeepOld: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs.files[n] = st
+			storages[n] = st
+			continue
+		}
 		st := seed(t, filepath.Join(dataDir, p), p)
 		if bd := cfg.blobDirs[n]; bd != "" {
 			if err := st.SetBlobDir(filepath.Join(rs.dir, bd)); err != nil {
@@ -228,6 +274,11 @@ func (rs *replayServer) stop(t *testing.T) {
 		t.Errorf("shutdown: %v", err)
 	}
 	<-rs.served
+	for n, st := range rs.files {
+		if err := st.Close(); err != nil {
+			t.Errorf("closing storage %s: %v", n, err)
+		}
+	}
 }
 
 // replayConn is one client connection of the replay.
@@ -238,14 +289,15 @@ type replayConn struct {
 	encoding byte              // 'Z' or 'M' once the client chose
 	calls    map[string]string // msgid (as JSON) -> method
 	closed   bool
+	strict   bool // sizes and names must match too
 }
 
-func dialReplay(t *testing.T, addr string) *replayConn {
+func dialReplay(t *testing.T, addr string, strict bool) *replayConn {
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := &replayConn{nc: nc, frames: make(chan []byte, 1000), readErr: make(chan error, 1), calls: map[string]string{}}
+	rc := &replayConn{nc: nc, frames: make(chan []byte, 1000), readErr: make(chan error, 1), calls: map[string]string{}, strict: strict}
 	go func() {
 		fr := zeowire.NewFrameReader(nc, 1<<31-1)
 		for {
@@ -261,16 +313,20 @@ func dialReplay(t *testing.T, addr string) *replayConn {
 	return rc
 }
 
-func replay(t *testing.T, name, path string) {
+func replay(t *testing.T, name, path string, be backend) {
 	cfg := loadConfig(t, name)
-	before := filepath.Join(zeoData, "data", name, "before")
-	rs := startReplayServer(t, cfg, before)
+	before, err := filepath.Abs(filepath.Join(zeoData, "data", name, "before"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := filepath.Abs(filepath.Join(zeoData, "data", name, "after"))
+	recs := readTranscript(t, path)
+	rs := startReplayServer(t, cfg, before, be)
 	defer func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", rs.logs.String())
 		}
 	}()
-	recs := readTranscript(t, path)
 	conns := map[int]*replayConn{}
 	var exact, semantic int
 	defer func() {
@@ -289,13 +345,13 @@ func replay(t *testing.T, name, path string) {
 				c.nc.Close()
 			}
 			rs.stop(t)
-			rs = startReplayServer(t, cfg, filepath.Join(zeoData, "data", name, "after"))
+			rs = startReplayServer(t, cfg, after, be)
 		}
 		c := conns[r.Conn]
 		where := fmt.Sprintf("seq %d conn %d %s %s", r.Seq, r.Conn, r.Dir, r.Kind)
 		switch {
 		case r.Kind == "open":
-			conns[r.Conn] = dialReplay(t, rs.addr)
+			conns[r.Conn] = dialReplay(t, rs.addr, be == fileBackend)
 		case r.Dir == "c2s" && (r.Kind == "frame" || r.Kind == "partial"):
 			payload, _ := hex.DecodeString(r.Hex)
 			var out []byte
@@ -349,7 +405,11 @@ func replay(t *testing.T, name, path string) {
 		c.nc.Close()
 	}
 	rs.stop(t)
-	compareAfter(t, name, cfg, rs)
+	if be == fileBackend {
+		compareFiles(t, cfg, rs, after)
+	} else {
+		compareAfter(t, name, cfg, rs)
+	}
 	t.Logf("%d server frames byte-identical, %d equal with the allowed differences", exact, semantic)
 }
 
@@ -476,14 +536,14 @@ func compareFrame(c *replayConn, r record, got []byte) string {
 	if seq := asSeq(have); len(seq) == 4 {
 		method = c.calls[zeowire.Repr(normalizeSeq(seq[0]))]
 	}
-	if diff := compareValue(want, have, method, ""); diff != "" {
+	if diff := compareValue(want, have, method, "", c.strict); diff != "" {
 		return diff
 	}
 	return ""
 }
 
 // compareValue compares with the README's allowances.
-func compareValue(want, have any, method, path string) string {
+func compareValue(want, have any, method, path string, strict bool) string {
 	switch w := want.(type) {
 	case zeowire.Dict:
 		h, ok := have.(zeowire.Dict)
@@ -496,10 +556,10 @@ func compareValue(want, have any, method, path string) string {
 			}
 			k, _ := w[i].Key.(string)
 			// Sizes depend on FileStorage's exact layout; name on the path.
-			if k == "size" || (k == "name" && method == "get_info") {
+			if !strict && (k == "size" || (k == "name" && method == "get_info")) {
 				continue
 			}
-			if d := compareValue(w[i].Value, h[i].Value, method, path+"."+k); d != "" {
+			if d := compareValue(w[i].Value, h[i].Value, method, path+"."+k, strict); d != "" {
 				return d
 			}
 		}
@@ -518,7 +578,7 @@ func compareValue(want, have any, method, path string) string {
 			return ""
 		}
 		for i := range ws {
-			if d := compareValue(ws[i], hs[i], method, fmt.Sprintf("%s[%d]", path, i)); d != "" {
+			if d := compareValue(ws[i], hs[i], method, fmt.Sprintf("%s[%d]", path, i), strict); d != "" {
 				return d
 			}
 		}
@@ -611,6 +671,31 @@ func fromTyped(v any) (any, error) {
 		return nil, fmt.Errorf("unknown typed value %v", x)
 	}
 	return nil, fmt.Errorf("unexpected JSON %T", v)
+}
+
+// compareFiles checks that the FileStorage backend left files
+// byte-identical to after/ (and the same committed blob files).
+func compareFiles(t *testing.T, cfg scenarioConfig, rs *replayServer, after string) {
+	for _, n := range cfg.storages {
+		p := cfg.paths[n]
+		want, err := os.ReadFile(filepath.Join(after, p))
+		if err != nil {
+			continue
+		}
+		have, err := os.ReadFile(filepath.Join(rs.dir, p))
+		if err != nil {
+			t.Errorf("storage %s: %v", n, err)
+			continue
+		}
+		if !bytes.Equal(want, have) {
+			t.Errorf("storage %s: %s differs from after/%s (%d bytes, want %d)", n, p, p, len(have), len(want))
+		}
+		if bd := cfg.blobDirs[n]; bd != "" {
+			if d := diffBlobTrees(filepath.Join(after, bd), filepath.Join(rs.dir, bd)); d != "" {
+				t.Errorf("blob directory %s: %s", bd, d)
+			}
+		}
+	}
 }
 
 // compareAfter checks that the storages hold the transactions of the
