@@ -330,6 +330,10 @@ func falsy(v any) bool {
 		return len(x) == 0
 	case pickle.Dict:
 		return len(x) == 0
+	case *pickle.Set:
+		return len(x.Items) == 0
+	case pickle.ByteArray:
+		return len(x) == 0
 	}
 	return false
 }

@@ -257,6 +257,14 @@ func TestReadVariants(t *testing.T) {
 		t.Fatalf("text: pos %d, %v", pos, collect(x))
 	}
 
+	// Other falsy terminators end the list too (fsIndex.load: "if not v").
+	for _, term := range []string{"\x80\x03).", "\x80\x03\x89.", "K\x00.", "\x80\x03C\x00.", "\x80\x04\x8f.", "\x80\x03].", "\x80\x03}."} {
+		x, _, err := Load(strings.NewReader("K\x64." + term))
+		if err != nil || x.Len() != 0 {
+			t.Errorf("terminator %q: %v", term, err)
+		}
+	}
+
 	// A prefix repeated replaces the earlier bucket; unsorted suffixes.
 	rep := "K\x64." +
 		"\x80\x03C\x06\x00\x00\x00\x00\x00\x00C\x10\x00\x02\x00\x01\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x01\x86." +
