@@ -341,6 +341,9 @@ func writePackText(c *cli.Context, r *pack.Result, dry bool) {
 		}
 		fmt.Fprintf(w, "  %d unreachable objects removed:%s\n", len(r.Garbage), b.String())
 	}
+	if r.UndoKept > 0 {
+		fmt.Fprintf(w, "  %d revisions older than the pack time kept because later undo records point at them (ZODB's pack without GC fails here)\n", r.UndoKept)
+	}
 	if r.BlobFiles+r.BlobDirs > 0 {
 		fmt.Fprintf(w, "  blobs: %d revision files and %d object directories removed\n", r.BlobFiles, r.BlobDirs)
 	}
@@ -360,6 +363,7 @@ type packResultJSON struct {
 	RecordsDropped int            `json:"revisions_dropped"`
 	RecordsKept    int            `json:"revisions_kept"`
 	Garbage        []string       `json:"unreachable_oids"`
+	UndoKept       int            `json:"revisions_kept_for_undo,omitempty"`
 	BlobFiles      int            `json:"blob_files_removed"`
 	BlobDirs       int            `json:"blob_dirs_removed"`
 	Dangling       []danglingJSON `json:"dangling,omitempty"`
@@ -384,7 +388,7 @@ func packJSON(r *pack.Result, dry bool) packResultJSON {
 	j := packResultJSON{Name: r.Name, Path: r.Path, DryRun: dry, StopTid: jsonTid(r.Stop), StopTime: r.Stop.Time().String(),
 		Packed: r.Packed, NoOp: r.NoOp, SizeBefore: r.SizeBefore, SizeAfter: r.SizeAfter,
 		TxnsDropped: r.TxnsDropped, RecordsDropped: r.RecordsDropped, RecordsKept: r.RecordsKept,
-		Garbage: []string{}, BlobFiles: r.BlobFiles, BlobDirs: r.BlobDirs, TailIgnored: r.TailIgnored}
+		Garbage: []string{}, UndoKept: r.UndoKept, BlobFiles: r.BlobFiles, BlobDirs: r.BlobDirs, TailIgnored: r.TailIgnored}
 	if !r.Packed {
 		j.SizeAfter = r.SizeBefore
 	}

@@ -117,6 +117,9 @@ func TestPackNoGCUndoBeforePackTime(t *testing.T) {
 		if !res.Packed {
 			t.Fatalf("gc=%v: not packed: %s", gc, res.NoOp)
 		}
+		if wantKept := map[bool]int{false: 1, true: 0}[gc]; res.UndoKept != wantKept {
+			t.Errorf("gc=%v: UndoKept %d, want %d", gc, res.UndoKept, wantKept)
+		}
 		checkUsable(t, path)
 		f, _ := fsformat.Open(path)
 		pos, _ := res.Index.Get(1)

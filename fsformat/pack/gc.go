@@ -54,6 +54,7 @@ type db struct {
 	extra   []int64 // extra roots from the future scan
 
 	recordsAtPack int // data records before packpos
+	undoKept      int // no-GC: revisions kept for later backpointers (ZODB fails)
 }
 
 func (d *db) marked(oid fsformat.Oid) bool {
@@ -226,11 +227,16 @@ func (d *db) futureBack(oid fsformat.Oid, back int64, gc bool) {
 		d.reachEx[oid] = append(l, back)
 		if gc {
 			d.extra = append(d.extra, back)
+		} else if p, _ := d.reachPos(oid); p != back {
+			d.undoKept++
 		}
 		return
 	}
 	d.mark(oid)
 	d.moved[oid] = back
+	if !gc {
+		d.undoKept++
+	}
 }
 
 func (d *db) isReachable(oid fsformat.Oid, pos int64) bool {

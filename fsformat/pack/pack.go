@@ -84,6 +84,10 @@ type Result struct {
 	// reference followed from reachable objects.
 	UnknownCross []UnknownDB
 	CrossRefs    int
+	// UndoKept counts, in a no-GC pack, the revisions older than the pack
+	// time kept because a later backpointer (undo) needs them; ZODB's no-GC
+	// pack fails on them (AssertionError in copyRest).
+	UndoKept int
 	// Blob files and whole oid directories removed from the blob directory.
 	BlobFiles, BlobDirs int
 	// TailIgnored describes an incomplete tail left out of the copy.
@@ -183,6 +187,7 @@ func PackMulti(ctx context.Context, dbs []Database, opt Options) ([]*Result, err
 		}
 		d.empty = d.recordsAtPack+n == 0
 		res[i].PackPos = d.packpos
+		res[i].UndoKept = d.undoKept
 		res[i].TailIgnored = d.sc.tail
 		base += ds[i].sc.w.size
 	}
