@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/zodbctl/zodbctl/zeowire"
+	"github.com/zodbctl/zodbctl/zeowire/fsstore"
 	"github.com/zodbctl/zodbctl/zeowire/memstore"
 )
 
@@ -29,22 +30,48 @@ const benchServerEnv = "ZEOWIRE_BENCH_SERVER"
 
 func TestMain(m *testing.M) {
 	if v := os.Getenv(benchServerEnv); v != "" {
-		runBenchServerProcess(v == "msgpack")
+		enc, store, _ := strings.Cut(v, "/")
+		runBenchServerProcess(enc == "msgpack", store == "fs")
 		return
 	}
 	os.Exit(m.Run())
 }
 
-func runBenchServerProcess(msgpack bool) {
-	st := memstore.New("bench")
+func runBenchServerProcess(msgpack, fileStorage bool) {
+	var st zeowire.Storage = memstore.New("bench")
+	if fileStorage {
+		dir, err := os.MkdirTemp("", "zeowire-bench-")
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(dir)
+		fs, err := fsstore.Open(filepath.Join(dir, "Data.fs"), fsstore.Options{})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		defer fs.Close()
+		st = fs
+	}
 	bg := context.Background()
-	tx, _ := st.Begin(bg, zeowire.TxnMeta{Tid: 1})
+	tx, err := st.Begin(bg, zeowire.TxnMeta{Tid: zeowire.TidFromTime(time.Now()), Status: ' '})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
 	data := make([]byte, 100)
 	for i := range 10000 {
-		tx.Restore(zeowire.Oid(i), 1, data, 0)
+		tx.Store(zeowire.Oid(i), 0, data)
 	}
-	tx.Vote()
-	tx.Finish()
+	if err := tx.Vote(); err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	if err := tx.Finish(); err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
 	srv := &zeowire.Server{Storages: map[string]zeowire.Storage{"1": st}, Msgpack: msgpack, Logger: slog.New(slog.DiscardHandler)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -80,7 +107,7 @@ func processCPU(pid int) (time.Duration, error) {
 	return time.Duration(total), nil
 }
 
-func startServerProcess(b *testing.B, msgpack bool) (addr string, pid int, stop func()) {
+func startServerProcess(b *testing.B, msgpack bool, store string) (addr string, pid int, stop func()) {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
@@ -90,7 +117,7 @@ func startServerProcess(b *testing.B, msgpack bool) (addr string, pid int, stop 
 	if msgpack {
 		enc = "msgpack"
 	}
-	cmd.Env = append(os.Environ(), benchServerEnv+"="+enc)
+	cmd.Env = append(os.Environ(), benchServerEnv+"="+enc+"/"+store)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -98,8 +125,8 @@ func startServerProcess(b *testing.B, msgpack bool) (addr string, pid int, stop 
 		b.Fatal(err)
 	}
 	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
+	if err != nil || strings.HasPrefix(line, "error") {
+		b.Fatal(line, err)
 	}
 	return strings.TrimSpace(line), cmd.Process.Pid, func() {
 		stdin.Close()
@@ -107,15 +134,24 @@ func startServerProcess(b *testing.B, msgpack bool) (addr string, pid int, stop 
 	}
 }
 
+// BenchmarkServerCPU: loads of 100-byte objects (10,000 of them) and
+// small commits (one 100-byte store), on the in-memory storage ("mem") and
+// on a FileStorage with an fsync per commit ("fs").
 func BenchmarkServerCPU(b *testing.B) {
+	for _, store := range []string{"mem", "fs"} {
+		benchServerCPU(b, store)
+	}
+}
+
+func benchServerCPU(b *testing.B, store string) {
 	for _, enc := range []string{"pickle", "msgpack"} {
 		for _, op := range []string{"load", "commit"} {
 			for _, clients := range []int{1, 8} {
 				if op == "commit" && clients == 8 {
 					clients = 4
 				}
-				b.Run(fmt.Sprintf("%s/%s/clients=%d", enc, op, clients), func(b *testing.B) {
-					addr, pid, stop := startServerProcess(b, enc == "msgpack")
+				b.Run(fmt.Sprintf("%s/%s/%s/clients=%d", store, enc, op, clients), func(b *testing.B) {
+					addr, pid, stop := startServerProcess(b, enc == "msgpack", store)
 					defer stop()
 					conns := make([]*zeowire.ClientConn, clients)
 					for i := range conns {
