@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 )
 
 // RawVisitor receives what RawScan reads. Any callback may be nil.
@@ -77,7 +78,13 @@ func RawScan(r io.ReaderAt, size int64, name string, v RawVisitor) error {
 			return formatErr(name, pos, "truncated transaction header: %d bytes, expected %d", len(hb), TxnHeaderLen)
 		}
 		h := ParseTxnHeader(hb)
-		end := pos + max(h.Len, 0)
+		rawLen := binary.BigEndian.Uint64(hb[8:16]) // hb is reused below
+		// Like the Dumper, walk records up to tpos+tlen even when that is
+		// past the end of the file: the records that are there get printed.
+		end := pos + h.Len
+		if h.Len < 0 || end < pos {
+			end = math.MaxInt64
+		}
 		metaLen := int64(h.UserLen) + int64(h.DescLen) + int64(h.ExtLen)
 		meta, err = read(metaLen, meta)
 		if err != nil {
@@ -99,12 +106,9 @@ func RawScan(r io.ReaderAt, size int64, name string, v RawVisitor) error {
 		if v.Txn != nil {
 			v.Txn(pos, &h, u, d, e)
 		}
-		if h.Len < 0 || h.Len > size {
-			return formatErr(name, pos, "transaction length %d runs past the end of the file (%d bytes)", binary.BigEndian.Uint64(hb[8:16]), size)
-		}
 		for fp < end {
 			if fp >= size {
-				return formatErr(name, pos, "transaction length %d runs past the end of the file (%d bytes)", h.Len, size)
+				return formatErr(name, pos, "transaction length %d runs past the end of the file (%d bytes)", rawLen, size)
 			}
 			dpos := fp
 			db, err := read(DataHeaderLen, small[:0])
