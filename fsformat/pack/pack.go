@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -214,7 +215,9 @@ func PackMulti(ctx context.Context, dbs []Database, opt Options) ([]*Result, err
 		for i := range ds {
 			res[i].CrossRefs = m.crossOut // counted over all databases
 		}
-		for _, u := range m.unknown {
+		names := slices.Sorted(maps.Keys(m.unknown))
+		for _, name := range names {
+			u := m.unknown[name]
 			for i, d := range ds {
 				if d.name == u.FromDB {
 					res[i].UnknownCross = append(res[i].UnknownCross, *u)
@@ -222,10 +225,9 @@ func PackMulti(ctx context.Context, dbs []Database, opt Options) ([]*Result, err
 				}
 			}
 		}
-		if opt.RefuseUnknownCross && len(m.unknown) > 0 {
-			for _, u := range m.unknown {
-				return res, fmt.Errorf("%d cross-database reference(s) into database %q, which is not part of this pack (e.g. from oid %s); pack all the databases together (NAME=FILE ...)", u.Count, u.Name, u.From)
-			}
+		if opt.RefuseUnknownCross && len(names) > 0 {
+			u := m.unknown[names[0]]
+			return res, fmt.Errorf("%d cross-database reference(s) into database %q, which is not part of this pack (e.g. from oid %s); pack all the databases together (NAME=FILE ...)", u.Count, u.Name, u.From.Repr())
 		}
 	}
 	if opt.Hook != nil {
