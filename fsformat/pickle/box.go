@@ -17,6 +17,7 @@ type box struct {
 	dict   Dict
 	index  map[dictKey]int // dict key → position, for large dicts
 	obj    *Object
+	set    *Set
 	state  any // BUILD state of an object, resolved into obj.State
 	final  any
 }
@@ -27,6 +28,7 @@ const (
 	boxDict
 	boxObject
 	boxPersistent
+	boxSet // a set, or a frozenset holding boxes
 )
 
 const (
@@ -45,6 +47,11 @@ func (b *box) typeName() string {
 		return "dict"
 	case boxObject:
 		return "object"
+	case boxSet:
+		if b.set.Frozen {
+			return "frozenset"
+		}
+		return "set"
 	}
 	return "persistent id"
 }
@@ -163,6 +170,10 @@ func checkHashable(k any) error {
 		switch x.kind {
 		case boxObject:
 			return nil // objects hash by identity
+		case boxSet:
+			if x.set.Frozen {
+				return nil // its items were checked when it was built
+			}
 		case boxTuple:
 			for _, it := range x.items {
 				if err := checkHashable(it); err != nil {
@@ -328,6 +339,10 @@ func (d *Decoder) finalize(v any, depth int) (any, error) {
 		}
 		b.final = b.dict
 		b.index = nil
+	case boxSet:
+		finSlice(b.set.Items)
+		b.set.index = nil
+		b.final = b.set
 	case boxObject:
 		o := b.obj
 		o.Callable = fin(b.items[0])

@@ -630,7 +630,9 @@ func (d *Decoder) step(op byte) error {
 		d.truncateStack(m)
 		d.push(b)
 	case opEmptySet:
-		d.push(&Set{})
+		b := d.newBox(boxSet)
+		b.set = &Set{}
+		d.push(b)
 	case opFrozenset:
 		m, err := d.popMark()
 		if err != nil {
@@ -641,7 +643,17 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.truncateStack(m)
-		d.push(s)
+		var v any = s
+		for _, it := range s.Items {
+			if _, ok := it.(*box); ok {
+				// A tuple or object item may still change: resolve at STOP.
+				b := d.newBox(boxSet)
+				b.set = s
+				v = b
+				break
+			}
+		}
+		d.push(v)
 
 	case opAppend:
 		v, err := d.pop()
@@ -702,11 +714,14 @@ func (d *Decoder) step(op byte) error {
 		if m-1 < d.fence() {
 			return errUnderflow
 		}
-		s, ok := d.stack[m-1].(*Set)
-		if !ok || s.Frozen {
+		b, ok := d.stack[m-1].(*box)
+		if !ok || b.kind != boxSet || b.set.Frozen {
 			return fmt.Errorf("ADDITEMS on %s", typeName(d.stack[m-1]))
 		}
-		if err := addToSet(s, d.stack[m:]); err != nil {
+		if b.status != statusBuilding {
+			return errEarlier
+		}
+		if err := addToSet(b.set, d.stack[m:]); err != nil {
 			return err
 		}
 		d.truncateStack(m)

@@ -252,3 +252,27 @@ func TestEncodeInvalidUTF8(t *testing.T) {
 		t.Errorf("protocol 0 escapes every byte: %v", err)
 	}
 }
+
+// Boxes (values still open to APPENDS/BUILD) inside sets are resolved too.
+func TestDecodeSetsOfBoxes(t *testing.T) {
+	d := NewDecoder([]byte("\x80\x04((czfake\nf\n)R\x85\x91.\x80\x04\x8f(czfake\nf\n)R\x85\x90\x94."))
+	d.FindGlobal = AnyGlobal
+	obj := &Object{Callable: Global{"zfake", "f"}, Args: Tuple{}}
+	for _, frozen := range []bool{true, false} {
+		v, err := d.Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := &Set{Items: []any{Tuple{obj}}, Frozen: frozen}
+		if !Equal(v, want) {
+			t.Errorf("got %#v, want %#v", v, want)
+		}
+	}
+	// A set cannot be a dict key or a set item; a frozenset can.
+	if _, err := Unmarshal([]byte("\x80\x04}\x8fK\x01s.")); err == nil || !strings.Contains(err.Error(), "unhashable type: 'set'") {
+		t.Errorf("set key: %v", err)
+	}
+	if v, err := Unmarshal([]byte("\x80\x04}(K\x01\x91K\x01s.")); err != nil || !Equal(v, Dict{{&Set{Items: []any{int64(1)}, Frozen: true}, int64(1)}}) {
+		t.Errorf("frozenset key: %v %v", v, err)
+	}
+}
