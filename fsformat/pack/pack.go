@@ -348,9 +348,15 @@ func packOne(ctx context.Context, d *db, spec Database, r *Result, opt Options, 
 
 	// The swap: at every moment Data.fs is either the original or the
 	// packed file.
+	renamedAway := false
 	if !opt.DiscardOld {
 		if err := os.Link(d.path, d.path+".old"); err != nil {
-			return fmt.Errorf("keeping %s.old: %w", d.path, err)
+			// No hard links here: FileStorage's own sequence, which leaves
+			// a moment without Data.fs.
+			if err := os.Rename(d.path, d.path+".old"); err != nil {
+				return fmt.Errorf("keeping %s.old: %w", d.path, err)
+			}
+			renamedAway = true
 		}
 		hook(opt, "linked")
 	}
@@ -359,6 +365,9 @@ func packOne(ctx context.Context, d *db, spec Database, r *Result, opt Options, 
 	}
 	hook(opt, "unindexed")
 	if err := os.Rename(packPath, d.path); err != nil {
+		if renamedAway {
+			os.Rename(d.path+".old", d.path)
+		}
 		return err
 	}
 	done = true
