@@ -1,0 +1,657 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zodbctl/zodbctl/fsformat"
+	"github.com/zodbctl/zodbctl/fsformat/pickle"
+	"github.com/zodbctl/zodbctl/zeowire"
+	"github.com/zodbctl/zodbctl/zeowire/client"
+	"github.com/zodbctl/zodbctl/zeowire/memstore"
+)
+
+// zeoServer is an in-process zeowire.Server on 127.0.0.1:0.
+type zeoServer struct {
+	srv  *zeowire.Server
+	addr string
+	done chan error
+}
+
+func startZEO(t testing.TB, msgpack bool, st zeowire.Storage, tweak ...func(*zeowire.Server)) *zeoServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &zeoServer{srv: &zeowire.Server{Storages: map[string]zeowire.Storage{"1": st}, Msgpack: msgpack},
+		addr: ln.Addr().String(), done: make(chan error, 1)}
+	for _, f := range tweak {
+		f(s.srv)
+	}
+	go func() { s.done <- s.srv.Serve(ln) }()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *zeoServer) stop() {
+	if s.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+	<-s.done
+	s.srv = nil
+}
+
+// noLeaks fails the test if it leaves goroutines behind.
+func noLeaks(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			t.Errorf("%d goroutines leaked:\n%s", n-before, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+func bothEncodings(t *testing.T, f func(t *testing.T, msgpack bool)) {
+	t.Run("Z5", func(t *testing.T) { f(t, false) })
+	t.Run("M5", func(t *testing.T) { f(t, true) })
+}
+
+func connectRun(args ...string) (string, string, int) {
+	var o, e bytes.Buffer
+	code := Run(append([]string{"zodbctl", "connect"}, args...), &o, &e)
+	return o.String(), e.String(), code
+}
+
+// memFromFile loads every transaction of a Data.fs into a memstore, with
+// the file's tids, statuses, metadata and backpointers.
+func memFromFile(t testing.TB, path string) *memstore.Store {
+	t.Helper()
+	f, err := fsformat.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st := memstore.New(path)
+	ctx := context.Background()
+	for txn, err := range f.Transactions(fsformat.IterOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta := zeowire.TxnMeta{Tid: zeowire.Tid(txn.Tid), Status: txn.Status,
+			User: bytes.Clone(txn.User), Description: bytes.Clone(txn.Description)}
+		if len(txn.Extension) > 0 {
+			d := pickle.NewDecoder(txn.Extension)
+			v, err := d.Decode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta.Extension = v.(pickle.Dict)
+		}
+		stx, err := st.Begin(ctx, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rec, err := range txn.Records() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			var prev zeowire.Tid
+			var data []byte
+			if rec.DataLen > 0 {
+				data = bytes.Clone(rec.Data)
+			} else if rec.Back != 0 {
+				h, err := f.ReadDataHeaderAt(rec.Back)
+				if err != nil {
+					t.Fatal(err)
+				}
+				prev = zeowire.Tid(h.Tid)
+			}
+			if err := stx.Restore(zeowire.Oid(rec.Oid), zeowire.Tid(txn.Tid), data, prev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := stx.Vote(); err != nil {
+			t.Fatal(err)
+		}
+		if err := stx.Finish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+const basicFS = "../testdata/fs/basic.fs"
+
+// jsonLinesOf parses JSON Lines output.
+func jsonLinesOf(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var res []map[string]any
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%v: %q", err, l)
+		}
+		res = append(res, m)
+	}
+	return res
+}
+
+func TestConnectTransactionsAgreesWithFsdump(t *testing.T) {
+	bothEncodings(t, func(t *testing.T, msgpack bool) {
+		noLeaks(t)
+		s := startZEO(t, msgpack, memFromFile(t, basicFS))
+		out, errOut, code := connectRun("-s", s.addr, "transactions", "--json")
+		if code != 0 || errOut != "" {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		got := jsonLinesOf(t, out)
+		fsOut, _, code := fsdumpJSON(t, basicFS)
+		if code != 0 {
+			t.Fatal("fsdump failed")
+		}
+		want := jsonLinesOf(t, fsOut)
+		for _, w := range want {
+			delete(w, "pos")
+			delete(w, "size")
+			delete(w, "data_pos")
+			for _, r := range w["records"].([]any) {
+				rm := r.(map[string]any)
+				delete(rm, "pos")
+				delete(rm, "prev")
+				delete(rm, "back_pointer")
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d transactions, want %d", len(got), len(want))
+		}
+		sawBp, sawDeleted, sawExt := false, false, false
+		for i := range want {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				g, _ := json.Marshal(got[i])
+				w, _ := json.Marshal(want[i])
+				t.Errorf("transaction %d:\n got %s\nwant %s", i, g, w)
+			}
+			_, e := want[i]["extension"]
+			sawExt = sawExt || e
+			for _, r := range want[i]["records"].([]any) {
+				_, bp := r.(map[string]any)["back_tid"]
+				_, del := r.(map[string]any)["deleted"]
+				sawBp, sawDeleted = sawBp || bp, sawDeleted || del
+			}
+		}
+		if !sawBp || !sawDeleted || !sawExt {
+			t.Errorf("fixture lacks a case: bp %v deleted %v extension %v", sawBp, sawDeleted, sawExt)
+		}
+
+		// Text: fsdump's lines without offsets and transaction sizes.
+		out, _, code = connectRun("-s", s.addr, "transactions")
+		fsText, err := os.ReadFile("../testdata/fs/basic.fs.fsdump.txt")
+		if err != nil || code != 0 {
+			t.Fatal(err, code)
+		}
+		wantText := regexp.MustCompile(`(?m)^(Trans #\d+ tid=\w+) size=\d+ (time=.*) offset=\d+$`).ReplaceAllString(string(fsText), "$1 $2")
+		gotText := regexp.MustCompile(`(?m) extension=.*$`).ReplaceAllString(out, "")
+		if gotText != wantText {
+			t.Errorf("text:\n%s\nwant\n%s", gotText, wantText)
+		}
+		if !strings.Contains(out, " extension={") {
+			t.Errorf("no extension shown in text")
+		}
+
+		// A range: --since/--until are inclusive.
+		tids := []string{want[2]["tid"].(string), want[4]["tid"].(string)}
+		out, _, code = connectRun("-s", s.addr, "transactions", "--json", "--since", tids[0], "--until", tids[1])
+		if r := jsonLinesOf(t, out); code != 0 || len(r) != 3 || r[0]["tid"] != tids[0] || r[2]["tid"] != tids[1] {
+			t.Errorf("range: exit %d %s", code, out)
+		}
+	})
+}
+
+func fsdumpJSON(t *testing.T, path string) (string, string, int) {
+	var o, e bytes.Buffer
+	code := Run([]string{"zodbctl", "fsdump", "--json", path}, &o, &e)
+	return o.String(), e.String(), code
+}
+
+func TestConnectSubcommands(t *testing.T) {
+	bothEncodings(t, func(t *testing.T, msgpack bool) {
+		noLeaks(t)
+		st := memFromFile(t, basicFS)
+		s := startZEO(t, msgpack, st)
+		ctx := context.Background()
+		last := st.LastTransaction()
+		letter := "Z"
+		if msgpack {
+			letter = "M"
+		}
+
+		out, errOut, code := connectRun("-s", s.addr, "last-tid")
+		if code != 0 || out != last.String()+"\n" || errOut != "" {
+			t.Errorf("last-tid: %d %q %q", code, out, errOut)
+		}
+		out, _, _ = connectRun("-s", s.addr, "last-tid", "--json")
+		if j := jsonLinesOf(t, out); j[0]["tid"] != last.String() || !strings.HasPrefix(j[0]["time"].(string), "2024-") {
+			t.Errorf("last-tid --json: %s", out)
+		}
+
+		out, _, code = connectRun("-s", s.addr, "info")
+		info := st.Info()
+		for _, want := range []string{"address: " + s.addr + "\n", "storage: 1\n", "name: " + basicFS + "\n",
+			"length: " + itoa(info.Length) + "\n", "size: " + itoa(info.Size) + "\n",
+			"last-transaction: " + last.String() + " " + fsformat.Tid(last).Time().String() + "\n",
+			"read-only: false\n", "protocol: " + letter + "5\n", "ZODB.interfaces.IStorageIteration"} {
+			if code != 0 || !strings.Contains(out, want) {
+				t.Errorf("info lacks %q:\n%s", want, out)
+			}
+		}
+		out, _, code = connectRun("-s", s.addr, "info", "--json")
+		if j := jsonLinesOf(t, out); code != 0 || j[0]["last_tid"] != last.String() || j[0]["read_only"] != false || j[0]["protocol"] != letter+"5" {
+			t.Errorf("info --json: %s", out)
+		}
+
+		out, _, code = connectRun("-s", s.addr, "status")
+		if code != 0 || !strings.Contains(out, "\nconnections: ") || !strings.Contains(out, "\nlast-transaction: "+last.String()+"\n") ||
+			!strings.Contains(out, "\nlock_time: None\n") {
+			t.Errorf("status: %s", out)
+		}
+		out, _, code = connectRun("-s", s.addr, "status", "--json")
+		if code != 0 || !regexp.MustCompile(`^\{"address":"`+s.addr+`","storage":"1","status":\{"connections":\d+,"loads":`).MatchString(out) {
+			t.Errorf("status --json: %s", out)
+		}
+		out, _, code = connectRun("-s", s.addr, "status", "--ruok", "--json")
+		if code != 0 || !regexp.MustCompile(`^\{"1": \{"connections": \d+, "loads": `).MatchString(out) {
+			t.Errorf("ruok --json: %s", out)
+		}
+		out, _, code = connectRun("-s", s.addr, "status", "--ruok")
+		if code != 0 || !strings.HasPrefix(out, "address: "+s.addr+"\nstorage 1:\n  connections: ") || !strings.Contains(out, "  lock_time: None\n") {
+			t.Errorf("ruok: %s", out)
+		}
+
+		// load: raw bytes, --at, --decode, --json.
+		rev, _, err := st.LoadBefore(ctx, 1, zeowire.MaxTid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, code = connectRun("-s", s.addr, "load", "1")
+		if code != 0 || out != string(rev.Data) {
+			t.Errorf("load: %d %q", code, out)
+		}
+		h, err := st.History(ctx, 1, 10)
+		if err != nil || len(h) < 2 {
+			t.Fatal("oid 1 needs two revisions", err)
+		}
+		old, _, _ := st.LoadBefore(ctx, 1, h[0].Tid)
+		out, _, code = connectRun("-s", s.addr, "load", "0x01", "--at", h[1].Tid.String())
+		if code != 0 || out != string(old.Data) {
+			t.Errorf("load --at: %d %q", code, out)
+		}
+		out, _, code = connectRun("-s", s.addr, "load", "1", "--json")
+		j := jsonLinesOf(t, out)
+		if b, _ := base64.StdEncoding.DecodeString(j[0]["data_base64"].(string)); code != 0 || string(b) != string(rev.Data) || j[0]["tid"] != rev.Start.String() {
+			t.Errorf("load --json: %s", out)
+		}
+		out, _, code = connectRun("-s", s.addr, "load", "0", "--decode")
+		if code != 0 || !strings.Contains(out, "\nclass: persistent.mapping.PersistentMapping\nstate: {'data': {") {
+			t.Errorf("load --decode: %s", out)
+		}
+
+		out, _, code = connectRun("-s", s.addr, "history", "1", "-n", "2")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], h[0].Tid.String()+" ") ||
+			!strings.Contains(lines[1], " description="+quoteBytes(h[1].Description)) {
+			t.Errorf("history: %s", out)
+		}
+		out, _, code = connectRun("-s", s.addr, "history", "1", "--json")
+		if j := jsonLinesOf(t, out); code != 0 || len(j) != len(h) || j[0]["tid"] != h[0].Tid.String() || j[0]["size"] != float64(h[0].Size) {
+			t.Errorf("history --json: %s", out)
+		}
+
+		out, _, code = connectRun("-s", s.addr, "cat", "0")
+		if code != 0 || !strings.Contains(out, "class: persistent.mapping.PersistentMapping\n") ||
+			!strings.Contains(out, "attributes:\n  data: {") || !strings.Contains(out, "references:\n  0000000000000001") {
+			t.Errorf("cat: %s", out)
+		}
+		out, _, code = connectRun("-s", s.addr, "cat", "0", "--json")
+		if j := jsonLinesOf(t, out); code != 0 || j[0]["class"] != "persistent.mapping.PersistentMapping" || len(j[0]["references"].([]any)) == 0 {
+			t.Errorf("cat --json: %s", out)
+		}
+
+		// copy: the same transactions, verified; fsdump of the copy is
+		// fsdump of the original, offsets included.
+		dest := filepath.Join(t.TempDir(), "copy.fs")
+		out, _, code = connectRun("-s", s.addr, "copy", dest)
+		if code != 0 || !strings.HasPrefix(out, "copied ") {
+			t.Fatalf("copy: %d %s", code, out)
+		}
+		if !msgpack {
+			orig, _ := os.ReadFile(basicFS)
+			cp, _ := os.ReadFile(dest)
+			if !bytes.Equal(orig, cp) {
+				t.Errorf("the copy is not byte-identical to the original (%d and %d bytes)", len(orig), len(cp))
+			}
+		} else {
+			// msgpack has no tuple/list distinction: an extension list
+			// comes back a tuple and pickles 2 bytes shorter, so only the
+			// offset-free fields can agree.
+			a, _, _ := fsdumpJSON(t, basicFS)
+			b, _, _ := fsdumpJSON(t, dest)
+			strip := regexp.MustCompile(`"(pos|size|data_pos|prev|back_pointer)":\d+,?`)
+			if strip.ReplaceAllString(a, "") != strip.ReplaceAllString(b, "") {
+				t.Errorf("the copy differs from the original")
+			}
+		}
+		_, errOut, code = connectRun("-s", s.addr, "copy", dest)
+		if code != 1 || errOut != "zodbctl connect: copy: "+dest+" already exists (use --force to replace it)\n" {
+			t.Errorf("copy over: %d %q", code, errOut)
+		}
+		_, _, code = connectRun("-s", s.addr, "copy", "--force", "--json", "--since", h[0].Tid.String(), dest)
+		if code != 0 {
+			t.Errorf("copy --since: %d", code)
+		}
+
+		out, _, code = connectRun("-s", s.addr, "pack", "--days", "1")
+		if code != 0 || !regexp.MustCompile(`^packed storage 1 at \S+ to \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} UTC in \d+\.\d{3}s\n$`).MatchString(out) {
+			t.Errorf("pack: %d %q", code, out)
+		}
+		out, _, code = connectRun("-s", s.addr, "pack", "--json", "--time", "2024-03-04T09:16:00Z")
+		if j := jsonLinesOf(t, out); code != 0 || j[0]["pack_time"] != "2024-03-04T09:16:00Z" {
+			t.Errorf("pack --json: %s", out)
+		}
+
+		out, _, code = connectRun("-s", s.addr, "check", "--nowrite")
+		if code != 0 || !regexp.MustCompile(`^Elapsed time: \d+\.\d\d\n$`).MatchString(out) {
+			t.Errorf("check --nowrite: %d %q", code, out)
+		}
+		before := st.LastTransaction()
+		out, _, code = connectRun("-s", s.addr, "check", "--json")
+		j = jsonLinesOf(t, out)
+		if code != 0 || j[0]["status"] != "healthy" || j[0]["wrote"] != true || st.LastTransaction() <= before {
+			t.Errorf("check: %d %s", code, out)
+		}
+		after, _, _ := st.LoadBefore(ctx, 0, zeowire.MaxTid)
+		root, _, _ := st.LoadBefore(ctx, 0, before+1)
+		if !bytes.Equal(after.Data, root.Data) {
+			t.Errorf("check changed the root")
+		}
+	})
+}
+
+func itoa(n int64) string { return string(appendInt(nil, n)) }
+
+func appendInt(b []byte, n int64) []byte {
+	if n < 0 {
+		b = append(b, '-')
+		n = -n
+	}
+	if n >= 10 {
+		b = appendInt(b, n/10)
+	}
+	return append(b, byte('0'+n%10))
+}
+
+func quoteBytes(b []byte) string {
+	return "b'" + string(b) + "'"
+}
+
+func TestConnectCheckEmptyAndReadOnly(t *testing.T) {
+	noLeaks(t)
+	st := memstore.New("empty")
+	s := startZEO(t, false, st)
+	out, _, code := connectRun("-s", s.addr, "check", "--nowrite")
+	if code != 1 || !strings.HasPrefix(out, "POSKeyError: "+s.addr+": loadBefore: ") {
+		t.Errorf("empty nowrite: %d %q", code, out)
+	}
+	out, _, code = connectRun("-s", s.addr, "check")
+	if code != 0 || !strings.HasPrefix(out, "Elapsed time: ") {
+		t.Errorf("empty write: %d %q", code, out)
+	}
+	rev, _, err := st.LoadBefore(context.Background(), 0, zeowire.MaxTid)
+	if err != nil || !bytes.Equal(rev.Data, emptyRootRecord) {
+		t.Errorf("root %q %v", rev.Data, err)
+	}
+	// The empty root decodes as ZODB writes it.
+	d := pickle.NewDecoder(emptyRootRecord)
+	d.FindGlobal = pickle.AnyGlobal
+	cls, err1 := d.Decode()
+	state, err2 := d.Decode()
+	if err1 != nil || err2 != nil || cls != (pickle.Global{Module: "persistent.mapping", Name: "PersistentMapping"}) ||
+		pyRepr(state) != `{'data': {}}` || d.Offset() != len(emptyRootRecord) {
+		t.Errorf("empty root: %v %v %v %v", cls, state, err1, err2)
+	}
+
+	ro := startZEO(t, true, st, func(s *zeowire.Server) { s.ReadOnly = true })
+	out, _, code = connectRun("-s", ro.addr, "check")
+	if code != 1 || out != "ReadOnlyError: "+ro.addr+": register storage \"1\": read-only server or storage\n" {
+		t.Errorf("read-only: %d %q", code, out)
+	}
+	out, _, code = connectRun("-s", ro.addr, "check", "--nowrite")
+	if code != 0 {
+		t.Errorf("read-only nowrite: %d %q", code, out)
+	}
+	out, _, code = connectRun("-s", deadTCP(t), "check", "--json")
+	if code != 2 || !strings.Contains(out, `"status":"unreachable"`) {
+		t.Errorf("unreachable: %d %q", code, out)
+	}
+}
+
+func deadTCP(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ln.Addr().String()
+	ln.Close()
+	return a
+}
+
+func TestConnectErrors(t *testing.T) {
+	noLeaks(t)
+	st := memFromFile(t, basicFS)
+	s := startZEO(t, false, st)
+	dead := deadTCP(t)
+	cases := []struct {
+		args   []string
+		code   int
+		stderr string // regexp
+	}{
+		{[]string{"-s", dead, "info"}, 3, `^zodbctl connect: ` + regexp.QuoteMeta(dead) + `: connect: dial tcp [^\n]*connection refused\n$`},
+		{[]string{"-s", dead + "," + dead, "last-tid"}, 3, `^zodbctl connect: \S+: connect: [^\n]*; \S+: connect: [^\n]*\n$`},
+		{[]string{"-s", s.addr, "-S", "nope", "info"}, 4, `^zodbctl connect: ` + regexp.QuoteMeta(s.addr) + `: register storage "nope": unknown storage\n$`},
+		{[]string{"-s", s.addr, "load", "ffff"}, 5, `^zodbctl connect: ` + regexp.QuoteMeta(s.addr) + `: loadBefore: no such object: oid 000000000000ffff\n$`},
+		{[]string{"-s", s.addr, "load", "1", "--at", "0000000000000001"}, 5, `: loadBefore: oid 0000000000000001: no revision at or before that tid 0000000000000001\n$`},
+		{[]string{"-s", s.addr, "history", "ffff"}, 5, `: history: no such object`},
+		{[]string{"-s", s.addr, "load", "xyz"}, 2, `^zodbctl: connect: invalid oid "xyz"`},
+		{[]string{"-s", s.addr, "load"}, 2, `^zodbctl: connect load: expected one OID argument\n$`},
+		{[]string{"info"}, 2, `^zodbctl: connect: no server: use -s`},
+		{[]string{"-s", "a:b:c", "info"}, 2, `^zodbctl: connect: invalid server address "a:b:c"`},
+		{[]string{"-s", s.addr, "transactions", "--since", "12"}, 0, `^$`},
+		{[]string{"-s", s.addr, "transactions", "--until", "zz"}, 2, `invalid tid "zz"`},
+		{[]string{"-s", s.addr, "pack", "--time", "25:00"}, 2, `^zodbctl: connect pack: invalid --time "25:00": expected HH\[:MM\[:SS\]\]\n$`},
+		{[]string{"-s", s.addr, "info", "extra"}, 2, `unexpected argument "extra"`},
+	}
+	for _, tc := range cases {
+		_, errOut, code := connectRun(tc.args...)
+		if code != tc.code || !regexp.MustCompile(tc.stderr).MatchString(errOut) {
+			t.Errorf("%v: exit %d %q, want %d %s", tc.args, code, errOut, tc.code, tc.stderr)
+		}
+	}
+	// --wait says what it waits for, then gives up.
+	_, errOut, code := connectRun("-s", dead, "--wait", "600ms", "info")
+	if code != 3 || !strings.HasPrefix(errOut, "zodbctl connect: waiting for a ZEO server at "+dead+": retrying in 500ms") ||
+		!strings.Contains(errOut, "(gave up after waiting 6") {
+		t.Errorf("wait: %d %q", code, errOut)
+	}
+	// The server address can come from the environment.
+	t.Setenv("ZODBCTL_SERVER", dead+","+s.addr)
+	out, _, code := connectRun("last-tid")
+	if code != 0 || out != st.LastTransaction().String()+"\n" {
+		t.Errorf("env + failover: %d %q", code, out)
+	}
+}
+
+// failingStore fails iteration after a few transactions.
+type failingStore struct {
+	*memstore.Store
+	after int
+}
+
+type failingIter struct {
+	zeowire.TxnIterator
+	left int
+}
+
+func (s *failingStore) Iterate(ctx context.Context, start, stop zeowire.Tid) (zeowire.TxnIterator, error) {
+	it, err := s.Store.Iterate(ctx, start, stop)
+	return &failingIter{it, s.after}, err
+}
+
+func (it *failingIter) Next() (zeowire.TxnMeta, []zeowire.DataRecord, bool, error) {
+	if it.left == 0 {
+		return zeowire.TxnMeta{}, nil, false, errors.New("disk on fire")
+	}
+	it.left--
+	return it.TxnIterator.Next()
+}
+
+func TestConnectCopyFailureLeavesNothing(t *testing.T) {
+	noLeaks(t)
+	s := startZEO(t, true, &failingStore{memFromFile(t, basicFS), 3})
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "Data.fs")
+	_, errOut, code := connectRun("-s", s.addr, "copy", dest)
+	if code != 1 || !strings.HasPrefix(errOut, "zodbctl connect: "+s.addr+": iterator: ") || !strings.Contains(errOut, "disk on fire") {
+		t.Errorf("copy: %d %q", code, errOut)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func commitOne(t *testing.T, addr string, oid zeowire.Oid, serial zeowire.Tid) zeowire.Tid {
+	t.Helper()
+	cl, err := client.Connect(context.Background(), client.Options{Addrs: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	tid, err := cl.Commit(context.Background(), nil, nil, nil, []client.Store{{Oid: oid, Serial: serial, Data: emptyRootRecord}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tid
+}
+
+func TestConnectWatchFailoverAndInterrupt(t *testing.T) {
+	// os/signal starts its one process-wide goroutine on first use: start
+	// it before counting goroutines.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGUSR2)
+	bothEncodings(t, func(t *testing.T, msgpack bool) {
+		noLeaks(t)
+		st := memstore.New("w")
+		s1 := startZEO(t, msgpack, st)
+		s2 := startZEO(t, msgpack, st)
+		var out, errOut syncBuffer
+		done := make(chan int, 1)
+		go func() {
+			done <- Run([]string{"zodbctl", "connect", "-s", s1.addr + "," + s2.addr, "watch", "--count", "3"}, &out, &errOut)
+		}()
+		waitFor(t, "watch to start", func() bool { return strings.Contains(errOut.String(), "watching storage 1 at "+s1.addr) })
+		tid1 := commitOne(t, s1.addr, 7, 0)
+		waitFor(t, "first invalidation", func() bool { return strings.Count(out.String(), "\n") == 1 })
+		s1.stop()
+		waitFor(t, "failover", func() bool { return strings.Contains(errOut.String(), "watching storage 1 at "+s2.addr) })
+		tid2 := commitOne(t, s2.addr, 7, tid1)
+		tid3 := commitOne(t, s2.addr, 8, 0)
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("exit %d: %s", code, errOut.String())
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("watch did not end: %q %q", out.String(), errOut.String())
+		}
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		want := []string{tid1.String() + " " + fsformat.Tid(tid1).Time().String() + " 0000000000000007",
+			tid2.String() + " " + fsformat.Tid(tid2).Time().String() + " 0000000000000007",
+			tid3.String() + " " + fsformat.Tid(tid3).Time().String() + " 0000000000000008"}
+		// tid2 may arrive live or, if committed before the watcher
+		// re-registered, as a catch-up line.
+		if len(lines) != 3 || lines[0] != want[0] || strings.Replace(lines[1], " (missed while disconnected)", "", 1) != want[1] {
+			t.Errorf("watch:\n%s\nwant\n%s", out.String(), strings.Join(want, "\n"))
+		}
+
+		// SIGINT ends it cleanly.
+		var out2, err2 syncBuffer
+		go func() {
+			done <- Run([]string{"zodbctl", "connect", "-s", s2.addr, "watch", "--json"}, &out2, &err2)
+		}()
+		waitFor(t, "watch to start", func() bool { return strings.Contains(err2.String(), "watching storage 1 at "+s2.addr) })
+		tid4 := commitOne(t, s2.addr, 9, 0)
+		waitFor(t, "invalidation", func() bool { return strings.Contains(out2.String(), "\n") })
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("exit after SIGINT %d", code)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("watch ignored SIGINT")
+		}
+		if j := jsonLinesOf(t, out2.String()); len(j) != 1 || j[0]["tid"] != tid4.String() || j[0]["oids"].([]any)[0] != "0000000000000009" {
+			t.Errorf("watch --json: %s", out2.String())
+		}
+	})
+}
