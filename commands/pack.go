@@ -17,6 +17,7 @@ import (
 
 	"github.com/zodbctl/zodbctl/fsformat"
 	"github.com/zodbctl/zodbctl/fsformat/pack"
+	"github.com/zodbctl/zodbctl/mkinstance"
 )
 
 func init() {
@@ -50,6 +51,10 @@ written to FILE.pack, synced, then renamed over FILE: a crash at any point
 leaves a usable FILE. --dry-run reports what would be removed and writes
 nothing.
 
+--config reads the databases from a ZODB/Zope configuration (<zodb NAME>
+sections with a <filestorage>, as zc.zodbdgc does): their names, paths, blob
+directories, and pack-gc / pack-keep-old.
+
 Example:
   zodbctl pack --days 7 var/filestorage/Data.fs
   zodbctl pack main=var/Data.fs catalog=var/Catalog.fs`,
@@ -63,20 +68,31 @@ Example:
 			&cli.BoolFlag{Name: "refuse-multi", Usage: "refuse when a packed file references a database not packed with it"},
 			&cli.BoolFlag{Name: "no-keep-old", Usage: "delete FILE.old after the pack (pack-keep-old false)"},
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per database"},
+			&cli.StringFlag{Name: "config", Usage: "pack the file storages of the <zodb NAME> databases in this ZODB/Zope configuration `FILE` together"},
 		},
 		Action: runPack,
 	})
 }
 
 func runPack(c *cli.Context) error {
-	if c.NArg() == 0 {
-		return usageError("pack: expected FILE or NAME=FILE arguments")
+	if c.NArg() == 0 && c.String("config") == "" {
+		return usageError("pack: expected FILE or NAME=FILE arguments, or --config")
+	}
+	if c.NArg() > 0 && c.String("config") != "" {
+		return usageError("pack: give either files or --config, not both")
 	}
 	stop, err := packStop(c)
 	if err != nil {
 		return err
 	}
 	var dbs []pack.Database
+	gcDefault, keepOldDefault := true, true
+	if cf := c.String("config"); cf != "" {
+		dbs, gcDefault, keepOldDefault, err = packConfigDatabases(cf)
+		if err != nil {
+			return exitWith(ExitFailure, "zodbctl pack: %v", err)
+		}
+	}
 	for _, a := range c.Args().Slice() {
 		if strings.HasPrefix(a, "-") {
 			return usageError("pack: %s: options go before the files", a)
@@ -136,7 +152,7 @@ func runPack(c *cli.Context) error {
 	}
 
 	opt := pack.Options{
-		Stop: stop, GC: !c.Bool("no-gc"), DryRun: dry, DiscardOld: c.Bool("no-keep-old"),
+		Stop: stop, GC: gcDefault && !c.Bool("no-gc"), DryRun: dry, DiscardOld: !keepOldDefault || c.Bool("no-keep-old"),
 		RefuseUnknownCross: c.Bool("refuse-multi"),
 		Warn:               func(msg string) { fmt.Fprintf(stderr, "zodbctl pack: %s\n", msg) },
 	}
@@ -190,6 +206,43 @@ func runPack(c *cli.Context) error {
 		writePackText(c, r, dry)
 	}
 	return nil
+}
+
+// packConfigDatabases reads the databases of a client configuration (the
+// <zodb NAME> sections zc.zodbdgc reads): the database name (database-name,
+// else the section name), the file storage's path and blob directory (a
+// <blobstorage> around it included). GC and keeping .old are on unless a
+// storage turns them off (pack-gc, pack-keep-old false).
+func packConfigDatabases(path string) (dbs []pack.Database, gc, keepOld bool, err error) {
+	cfg, err := mkinstance.LoadClientConfig(path, mkinstance.Options{})
+	if err != nil {
+		return nil, false, false, err
+	}
+	gc, keepOld = true, true
+	for _, d := range cfg.Databases {
+		name := d.DatabaseName
+		if name == "" {
+			name = d.Name
+		}
+		st, blobDir := d.Storage, ""
+		if st.Blob != nil {
+			blobDir, st = st.Blob.BlobDir, st.Blob.Base
+		}
+		if st.FileStorage == nil {
+			return nil, false, false, fmt.Errorf("%s: database %q: a %s storage cannot be packed here (only filestorage)", path, name, st.Kind)
+		}
+		fs := st.FileStorage
+		if blobDir == "" {
+			blobDir = fs.BlobDir
+		}
+		gc = gc && fs.PackGC
+		keepOld = keepOld && fs.PackKeepOld
+		dbs = append(dbs, pack.Database{Name: name, Path: fs.Path, BlobDir: blobDir})
+	}
+	if len(dbs) == 0 {
+		return nil, false, false, fmt.Errorf("%s: no <zodb> database", path)
+	}
+	return dbs, gc, keepOld, nil
 }
 
 func fileExists(p string) bool {

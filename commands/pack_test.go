@@ -244,3 +244,33 @@ func TestPackBlobDir(t *testing.T) {
 		t.Errorf("unknown database in --blob-dir: exit %d", code)
 	}
 }
+
+// --config takes the databases (names, paths, pack-gc) from a ZODB
+// configuration, as zc.zodbdgc does.
+func TestPackConfig(t *testing.T) {
+	d1 := copyFixture(t, "../testdata/fs/multidb/Data1.fs")
+	d2 := copyFixture(t, "../testdata/fs/multidb/Data2.fs")
+	conf := filepath.Join(t.TempDir(), "multi.conf")
+	os.WriteFile(conf, []byte("<zodb 1>\n  <filestorage>\n    path "+d1+"\n  </filestorage>\n</zodb>\n"+
+		"<zodb two>\n  database-name 2\n  <filestorage>\n    path "+d2+"\n  </filestorage>\n</zodb>\n"), 0o644)
+	code, out, errs := runPackCmd("--config", conf, "--tid", "03f7a7d42ddddddd")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "2 ("+d2+"): packed") || !strings.Contains(out, "1 unreachable objects removed: 0x05\n") {
+		t.Errorf("output %q", out)
+	}
+	// pack-gc false in the configuration: no GC (the gc fixture's packs).
+	g1 := copyFixture(t, "../testdata/fs/multidb/gc/Data2.fs")
+	os.WriteFile(conf, []byte("<zodb 2>\n  <filestorage>\n    path "+g1+"\n    pack-gc false\n  </filestorage>\n</zodb>\n"), 0o644)
+	if code, _, errs := runPackCmd("--config", conf, "--tid", "03f7a2e82ccccccc"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	want, _ := os.ReadFile("../testdata/fs/multidb/gc/Data2.packed.fs")
+	if got, _ := os.ReadFile(g1); !bytes.Equal(got, want) {
+		t.Error("pack-gc false pack differs from ZODB's")
+	}
+	if code, _, _ := runPackCmd("--config", conf, g1); code != ExitUsage {
+		t.Errorf("--config with files: exit %d", code)
+	}
+}
