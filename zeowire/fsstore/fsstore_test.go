@@ -371,3 +371,145 @@ func TestReadOnlyMissing(t *testing.T) {
 }
 
 var _ = io.EOF
+
+// TestPackLive packs while another client keeps committing: the pack
+// drops the old revisions, no commit is lost, the file verifies and the
+// storage goes on serving the packed file.
+func TestPackLive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	ts := startServer(t, path, Options{PackKeepOld: true}, nil)
+	c := dial(t, ts.addr)
+	cx := tctx(t)
+	var serial zeowire.Tid
+	var firstTid zeowire.Tid
+	for i := 0; i < 20; i++ {
+		tid, err := commitTxn(cx, c, int64(i+1), nil, nil, nil, nil, store{1, serial, []byte("rev " + string(rune('a'+i)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			firstTid = tid
+		}
+		serial = tid
+	}
+	sizeBefore := ts.store.Info().Size
+
+	// A second client commits to oid 2 during the pack.
+	w := dial(t, ts.addr)
+	stop := make(chan struct{})
+	written := make(chan []zeowire.Tid)
+	go func() {
+		var tids []zeowire.Tid
+		var s zeowire.Tid
+		for i := int64(1); ; i++ {
+			select {
+			case <-stop:
+				written <- tids
+				return
+			default:
+			}
+			tid, err := commitTxn(cx, w, i, nil, nil, nil, nil, store{2, s, []byte("w")})
+			if err != nil {
+				t.Error(err)
+				written <- tids
+				return
+			}
+			s = tid
+			tids = append(tids, tid)
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if _, err := c.Call(cx, "pack", serial.Seconds()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	tids := <-written
+	if len(tids) == 0 {
+		t.Fatal("no commit during the pack")
+	}
+	if ts.store.Info().Size >= sizeBefore+int64(len(tids))*60 {
+		t.Errorf("size %d: not packed (before %d)", ts.store.Info().Size, sizeBefore)
+	}
+	rev, ok, err := c.LoadBefore(cx, 1, zeowire.Tid(1<<62))
+	if err != nil || !ok || string(rev.Data) != "rev t" {
+		t.Fatalf("after pack: %+v %v %v", rev, ok, err)
+	}
+	if _, err := c.Call(cx, "loadSerial", zeowire.Oid(1).Bytes(), firstTid.Bytes()); err == nil {
+		t.Error("old revision still loadable after pack")
+	}
+	rev, ok, err = c.LoadBefore(cx, 2, zeowire.Tid(1<<62))
+	if err != nil || !ok || rev.Start != tids[len(tids)-1] {
+		t.Fatalf("oid 2 after pack: %+v %v %v (last %s)", rev, ok, err, tids[len(tids)-1])
+	}
+	// Commits go on on the packed file.
+	if _, err := commitTxn(cx, c, 100, nil, nil, nil, nil, store{1, rev0(t, c, 1), []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	w.Close()
+	ts.stop(t)
+	if err := fsformat.Verify(path, fsformat.VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".old"); err != nil {
+		t.Error(err)
+	}
+	// Every commit of the writer is in the packed file.
+	f, err := fsformat.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	in := map[zeowire.Tid]bool{}
+	for tx, err := range f.Transactions(fsformat.IterOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		in[zeowire.Tid(tx.Tid)] = true
+	}
+	for _, tid := range tids {
+		if !in[tid] {
+			t.Fatalf("commit %s lost by the pack", tid)
+		}
+	}
+}
+
+func rev0(t *testing.T, c *zeowire.ClientConn, oid zeowire.Oid) zeowire.Tid {
+	rev, _, err := c.LoadBefore(tctx(t), oid, zeowire.Tid(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rev.Start
+}
+
+// TestReadOnly: a read-only store serves loads and refuses commits; the
+// file is unchanged.
+func TestReadOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	ts := startServer(t, path, Options{}, nil)
+	c := dial(t, ts.addr)
+	cx := tctx(t)
+	if _, err := commitTxn(cx, c, 1, nil, nil, nil, nil, store{0, 0, []byte("root")}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	ts.stop(t)
+	before, _ := os.ReadFile(path)
+	st, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, ok, err := st.LoadBefore(cx, 0, zeowire.Tid(1<<62))
+	if err != nil || !ok || string(rev.Data) != "root" {
+		t.Fatalf("%+v %v %v", rev, ok, err)
+	}
+	if _, err := st.Begin(cx, zeowire.TxnMeta{Tid: rev.Start + 1}); !errors.Is(err, zeowire.ErrReadOnly) {
+		t.Errorf("Begin on read-only: %v", err)
+	}
+	st.Close()
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(before, after) {
+		t.Error("read-only open changed the file")
+	}
+}
