@@ -29,6 +29,10 @@ import (
 const benchServerEnv = "ZEOWIRE_BENCH_SERVER"
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashServerEnv); dir != "" {
+		runCrashServerProcess(dir)
+		return
+	}
 	if v := os.Getenv(benchServerEnv); v != "" {
 		enc, store, _ := strings.Cut(v, "/")
 		runBenchServerProcess(enc == "msgpack", store == "fs")
