@@ -73,14 +73,15 @@ Errors are one line on stderr naming the address and what failed.`,
 	})
 }
 
-var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "JSON Lines output"}
+// jsonFlag makes each subcommand's own --json flag (cli flags keep state).
+func jsonFlag() cli.Flag { return &cli.BoolFlag{Name: "json", Usage: "JSON Lines output"} }
 
 func connectSubcommands() []*cli.Command {
 	return []*cli.Command{
 		{Name: "info", Usage: "storage name, size, length, last tid, interfaces, read-only, protocol",
-			Flags: []cli.Flag{jsonFlag}, Action: runConnectInfo},
+			Flags: []cli.Flag{jsonFlag()}, Action: runConnectInfo},
 		{Name: "status", Usage: "server_status of the storage, or with --ruok the status probe of every storage (no registration)",
-			Flags:  []cli.Flag{jsonFlag, &cli.BoolFlag{Name: "ruok", Usage: "use the ruok probe instead of registering"}},
+			Flags:  []cli.Flag{jsonFlag(), &cli.BoolFlag{Name: "ruok", Usage: "use the ruok probe instead of registering"}},
 			Action: runConnectStatus},
 		{Name: "check", Usage: "health check like zeoup: connect, load the root, commit a trivial transaction",
 			Description: `Connects, loads the root object and, unless --nowrite, commits a
@@ -89,21 +90,21 @@ gets an empty PersistentMapping root, as ZODB creates it). A conflict counts
 as healthy: the server took part in a commit. Prints "Elapsed time: S" on
 success; exit 0 healthy, 1 unhealthy (one line on stdout saying why), 2
 unreachable.`,
-			Flags:  []cli.Flag{jsonFlag, &cli.BoolFlag{Name: "nowrite", Usage: "only read the root object"}},
+			Flags:  []cli.Flag{jsonFlag(), &cli.BoolFlag{Name: "nowrite", Usage: "only read the root object"}},
 			Action: runConnectCheck},
-		{Name: "last-tid", Usage: "the last committed tid", Flags: []cli.Flag{jsonFlag}, Action: runConnectLastTid},
+		{Name: "last-tid", Usage: "the last committed tid", Flags: []cli.Flag{jsonFlag()}, Action: runConnectLastTid},
 		{Name: "load", Usage: "the raw record of OID (current, or as of --at TID)", ArgsUsage: "OID",
 			Description: `Writes the record's bytes (two pickles: class and state) to stdout, or
 with --decode the decoded class and state, or with --json the record in
 base64 with its tid.`,
-			Flags: []cli.Flag{jsonFlag, &cli.StringFlag{Name: "at", Usage: "the revision current at this tid"},
+			Flags: []cli.Flag{jsonFlag(), &cli.StringFlag{Name: "at", Usage: "the revision current at this tid"},
 				&cli.BoolFlag{Name: "decode", Usage: "decode the pickles for humans"}},
 			Action: runConnectLoad},
 		{Name: "history", Usage: "revisions of OID, newest first", ArgsUsage: "OID",
-			Flags:  []cli.Flag{jsonFlag, &cli.IntFlag{Name: "n", Value: 10, Usage: "at most N revisions"}},
+			Flags:  []cli.Flag{jsonFlag(), &cli.IntFlag{Name: "n", Value: 10, Usage: "at most N revisions"}},
 			Action: runConnectHistory},
 		{Name: "cat", Usage: "the object state of OID decoded for humans: class, attributes, references", ArgsUsage: "OID",
-			Flags:  []cli.Flag{jsonFlag, &cli.StringFlag{Name: "at", Usage: "the revision current at this tid"}},
+			Flags:  []cli.Flag{jsonFlag(), &cli.StringFlag{Name: "at", Usage: "the revision current at this tid"}},
 			Action: runConnectCat},
 		{Name: "transactions", Usage: "iterate transactions like fsdump (without file offsets)",
 			Description: `Text: fsdump's lines less what a ZEO iterator does not carry (offsets,
@@ -111,21 +112,21 @@ transaction sizes); "bp=" names the transaction a backpointer refers to.
 --json: one object per transaction with fsdump --json's field names: tid,
 time, status, user, description (user_base64/description_base64 when not
 UTF-8), extension, records: [{oid, class, size, serial, back_tid, deleted}].`,
-			Flags: []cli.Flag{jsonFlag, &cli.StringFlag{Name: "since", Usage: "first tid (inclusive)"},
+			Flags: []cli.Flag{jsonFlag(), &cli.StringFlag{Name: "since", Usage: "first tid (inclusive)"},
 				&cli.StringFlag{Name: "until", Usage: "last tid (inclusive)"}},
 			Action: runConnectTransactions},
 		{Name: "pack", Usage: "pack the storage (zeopack), reporting how long it took",
 			Description: `Packs to now, or to --time (HH[:MM[:SS]] local time today as zeopack
 takes it, YYYY-MM-DD[THH:MM[:SS]] local time, RFC 3339, or a 16-digit tid),
 minus --days days. Waits for the end of the pack.`,
-			Flags: []cli.Flag{jsonFlag, &cli.Float64Flag{Name: "days", Aliases: []string{"d"}, Usage: "pack objects older than N days"},
+			Flags: []cli.Flag{jsonFlag(), &cli.Float64Flag{Name: "days", Aliases: []string{"d"}, Usage: "pack objects older than N days"},
 				&cli.StringFlag{Name: "time", Aliases: []string{"t"}, Usage: "pack time"}},
 			Action: runConnectPack},
 		{Name: "watch", Usage: "print invalidations as they arrive, one line each, until interrupted",
-			Flags:  []cli.Flag{jsonFlag, &cli.IntFlag{Name: "count", Usage: "stop after N invalidations"}},
+			Flags:  []cli.Flag{jsonFlag(), &cli.IntFlag{Name: "count", Usage: "stop after N invalidations"}},
 			Action: runConnectWatch},
 		{Name: "copy", Usage: "copy all transactions into a new local Data.fs (verified, written aside, renamed)", ArgsUsage: "DEST.fs",
-			Flags: []cli.Flag{jsonFlag, &cli.StringFlag{Name: "since", Usage: "copy transactions from this tid on"},
+			Flags: []cli.Flag{jsonFlag(), &cli.StringFlag{Name: "since", Usage: "copy transactions from this tid on"},
 				&cli.BoolFlag{Name: "force", Usage: "replace an existing DEST.fs"}},
 			Action: runConnectCopy},
 	}

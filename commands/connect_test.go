@@ -23,6 +23,7 @@ import (
 	"github.com/zodbctl/zodbctl/fsformat/pickle"
 	"github.com/zodbctl/zodbctl/zeowire"
 	"github.com/zodbctl/zodbctl/zeowire/client"
+	"github.com/zodbctl/zodbctl/zeowire/fsstore"
 	"github.com/zodbctl/zodbctl/zeowire/memstore"
 )
 
@@ -168,33 +169,13 @@ func TestConnectTransactionsAgreesWithFsdump(t *testing.T) {
 		if code != 0 || errOut != "" {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
-		got := jsonLinesOf(t, out)
 		fsOut, _, code := fsdumpJSON(t, basicFS)
 		if code != 0 {
 			t.Fatal("fsdump failed")
 		}
-		want := jsonLinesOf(t, fsOut)
-		for _, w := range want {
-			delete(w, "pos")
-			delete(w, "size")
-			delete(w, "data_pos")
-			for _, r := range w["records"].([]any) {
-				rm := r.(map[string]any)
-				delete(rm, "pos")
-				delete(rm, "prev")
-				delete(rm, "back_pointer")
-			}
-		}
-		if len(got) != len(want) {
-			t.Fatalf("%d transactions, want %d", len(got), len(want))
-		}
+		want := agreesWithFsdump(t, out, fsOut)
 		sawBp, sawDeleted, sawExt := false, false, false
 		for i := range want {
-			if !reflect.DeepEqual(got[i], want[i]) {
-				g, _ := json.Marshal(got[i])
-				w, _ := json.Marshal(want[i])
-				t.Errorf("transaction %d:\n got %s\nwant %s", i, g, w)
-			}
 			_, e := want[i]["extension"]
 			sawExt = sawExt || e
 			for _, r := range want[i]["records"].([]any) {
@@ -229,6 +210,37 @@ func TestConnectTransactionsAgreesWithFsdump(t *testing.T) {
 			t.Errorf("range: exit %d %s", code, out)
 		}
 	})
+}
+
+// agreesWithFsdump checks that connect transactions --json output equals
+// fsdump --json output on every field but the file offsets and sizes; it
+// returns fsdump's objects.
+func agreesWithFsdump(t *testing.T, out, fsOut string) []map[string]any {
+	t.Helper()
+	got := jsonLinesOf(t, out)
+	want := jsonLinesOf(t, fsOut)
+	for _, w := range want {
+		delete(w, "pos")
+		delete(w, "size")
+		delete(w, "data_pos")
+		for _, r := range w["records"].([]any) {
+			rm := r.(map[string]any)
+			delete(rm, "pos")
+			delete(rm, "prev")
+			delete(rm, "back_pointer")
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d transactions, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			g, _ := json.Marshal(got[i])
+			w, _ := json.Marshal(want[i])
+			t.Errorf("transaction %d:\n got %.500s\nwant %.500s", i, g, w)
+		}
+	}
+	return want
 }
 
 func fsdumpJSON(t *testing.T, path string) (string, string, int) {
@@ -652,6 +664,62 @@ func TestConnectWatchFailoverAndInterrupt(t *testing.T) {
 		}
 		if j := jsonLinesOf(t, out2.String()); len(j) != 1 || j[0]["tid"] != tid4.String() || j[0]["oids"].([]any)[0] != "0000000000000009" {
 			t.Errorf("watch --json: %s", out2.String())
+		}
+	})
+}
+
+// TestConnectFileStorage runs against the FileStorage the serve command
+// serves: transactions --json agrees with fsdump --json of the very file,
+// and a copy is byte-identical to it (pickle mode).
+func TestConnectFileStorage(t *testing.T) {
+	bothEncodings(t, func(t *testing.T, msgpack bool) {
+		noLeaks(t)
+		dir := t.TempDir()
+		path := filepath.Join(dir, "Data.fs")
+		orig, err := os.ReadFile(basicFS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path, orig, 0o644)
+		st, err := fsstore.Open(path, fsstore.Options{PackGC: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		s := startZEO(t, msgpack, st)
+		defer s.stop() // before st.Close
+
+		out, errOut, code := connectRun("-s", s.addr, "transactions", "--json")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		fsOut, _, _ := fsdumpJSON(t, path)
+		agreesWithFsdump(t, out, fsOut)
+
+		dest := filepath.Join(dir, "copy.fs")
+		if _, errOut, code := connectRun("-s", s.addr, "copy", dest); code != 0 {
+			t.Fatalf("copy: %d %s", code, errOut)
+		}
+		if cp, _ := os.ReadFile(dest); !msgpack && !bytes.Equal(cp, orig) {
+			t.Errorf("copy of the served file is not byte-identical")
+		}
+
+		// A commit through check, then the file verifies and the last tid moved.
+		last := st.LastTransaction()
+		if out, _, code := connectRun("-s", s.addr, "check"); code != 0 {
+			t.Fatalf("check: %d %s", code, out)
+		}
+		out, _, _ = connectRun("-s", s.addr, "last-tid")
+		if out == last.String()+"\n" {
+			t.Errorf("check did not commit")
+		}
+		out, _, code = connectRun("-s", s.addr, "pack")
+		if code != 0 || !strings.HasPrefix(out, "packed storage 1 at ") {
+			t.Errorf("pack: %d %s", code, out)
+		}
+		out, _, code = connectRun("-s", s.addr, "info", "--json")
+		if j := jsonLinesOf(t, out); code != 0 || j[0]["name"] != path || j[0]["supports_undo"] != true {
+			t.Errorf("info: %s", out)
 		}
 	})
 }
