@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 
@@ -821,6 +822,10 @@ func (e *Encoder) saveGlobal(g Global, v any) error {
 		}
 		e.write(opStackGlobal)
 	} else {
+		if strings.ContainsRune(g.Module, '\n') || strings.ContainsRune(g.Name, '\n') {
+			// The GLOBAL opcode ends each name with a newline.
+			return fmt.Errorf("pickle: cannot write global %q.%q below protocol 4", g.Module, g.Name)
+		}
 		module, name := g.Module, g.Name
 		if e.Protocol < 3 {
 			if g2, ok := py2Names[g]; ok {

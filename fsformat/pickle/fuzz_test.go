@@ -25,6 +25,9 @@ func FuzzDecode(f *testing.F) {
 			if err != nil {
 				return
 			}
+			if leaked := findBox(v, 0); leaked != "" {
+				t.Fatalf("decoded value holds an internal box: %s", leaked)
+			}
 			for _, proto := range []int{0, 1, 2, 3, 4, -3} {
 				var enc []byte
 				var err error
@@ -82,4 +85,36 @@ func hasNaN(v any) bool {
 		return true // too many shapes to bother
 	}
 	return false
+}
+
+// findBox reports where a decoding box survived in v ("" if nowhere).
+func findBox(v any, depth int) string {
+	if depth > 200 {
+		return ""
+	}
+	var items []any
+	switch x := v.(type) {
+	case *box:
+		return x.typeName()
+	case Tuple:
+		items = x
+	case List:
+		items = x
+	case Dict:
+		for _, kv := range x {
+			items = append(items, kv.Key, kv.Value)
+		}
+	case *Set:
+		items = x.Items
+	case PersistentRef:
+		items = []any{x.ID}
+	case *Object:
+		items = append([]any{x.Callable, Tuple(x.Args), Dict(x.Kwargs), x.State, Dict(x.DictItems)}, x.ListItems...)
+	}
+	for _, it := range items {
+		if s := findBox(it, depth+1); s != "" {
+			return s
+		}
+	}
+	return ""
 }
