@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 
 	"github.com/zodbctl/zodbctl/fsformat"
@@ -230,6 +231,11 @@ func PackMulti(ctx context.Context, dbs []Database, opt Options) ([]*Result, err
 			return res, fmt.Errorf("%d cross-database reference(s) into database %q, which is not part of this pack (e.g. from oid %s); pack all the databases together (NAME=FILE ...)", u.Count, u.Name, u.From.Repr())
 		}
 	}
+	// The GC queue and the refs scanner are garbage now; hand their memory
+	// back before the copy builds the output index, so that the peak is
+	// the larger of the two phases, not their sum.
+	m = nil
+	debug.FreeOSMemory()
 	if opt.Hook != nil {
 		opt.Hook("gc")
 	}
