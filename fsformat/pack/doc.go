@@ -47,9 +47,14 @@
 // for each pass, a 4 MiB output buffer, a 1 MiB GC read window, the largest
 // record. Measured (bench/pack.sh, GC at now, page cache warm):
 //
-//	500 MB graph file, 464k records, 123k live objects: 0.54 s, peak RSS 33 MiB
-//	  (cat 0.08 s; Python's pack took 9.7 s on a 488 MB file)
+//	500 MB graph file, 464k records, 123k live objects: 0.54–0.60 s, peak RSS 33 MiB
+//	  (cat 0.08–0.14 s; Python's pack took 9.7 s on a 488 MB file)
 //	150 MB of tiny records, 417k objects, 289k live:     0.36 s, peak RSS 40 MiB
+//	500 MB of tiny records, 3.6M records, 1.4M objects, 958k live:
+//	  1.6 s of CPU, peak RSS 62 MiB (target 64 MiB + 40 B × 958k = 100 MiB)
+//
+// The GC queue and scanner are released (debug.FreeOSMemory) before the copy
+// builds the output index, so the peak is that of the larger phase.
 //
 // The GC reads the current record of every reachable object. Instead of one
 // read per object in graph order (fspack's findrefs), the queue is worked
