@@ -75,6 +75,7 @@ type Store struct {
 
 	mu      sync.RWMutex // guards everything below
 	f       *os.File     // read handle (the Appender's file when writable)
+	mm      []byte       // read-only mapping of f (see mmap.go); nil: pread
 	app     *fsformat.Appender
 	idx     *fsindex.Index
 	end     int64 // end of the committed data
@@ -162,6 +163,7 @@ func (s *Store) open() error {
 			return fmt.Errorf("%s: Python 2 (FS21) file, which FileStorage on Python 3 refuses", s.path)
 		}
 		s.f, s.idx, s.end, s.last = f, idx, res.End, zeowire.Tid(res.LastTid)
+		s.remap(s.end)
 		s.nextOid = zeowire.Oid(res.MaxOid)
 		return nil
 	}
@@ -196,6 +198,7 @@ func (s *Store) open() error {
 	app.Durable = true
 	maxOid, _ := idx.MaxOid()
 	s.f, s.app, s.idx, s.end, s.last = app.File(), app, idx, app.Pos(), zeowire.Tid(app.LastTid())
+	s.remap(s.end)
 	s.nextOid = zeowire.Oid(maxOid)
 	return nil
 }
@@ -240,6 +243,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	var err error
+	s.unmap()
 	if s.app != nil {
 		if e := fsindex.Write(s.path+".index", s.idx, uint64(s.end)); e != nil && !errors.Is(e, fsindex.ErrPosTooLarge) {
 			err = fmt.Errorf("%s: saving the index: %w", s.path, e)
@@ -268,7 +272,7 @@ func (s *Store) recHeader(pos int64) (fsformat.DataHeader, error) {
 	if pos < fsformat.FileHeaderLen || pos+fsformat.DataHeaderLen > s.end {
 		return fsformat.DataHeader{}, fmt.Errorf("%s: data record at %d out of bounds (end %d)", s.path, pos, s.end)
 	}
-	if _, err := s.f.ReadAt(b[:], pos); err != nil {
+	if err := s.readAt(b[:], pos); err != nil {
 		return fsformat.DataHeader{}, fmt.Errorf("%s: data record at %d: %w", s.path, pos, err)
 	}
 	h := fsformat.ParseDataHeader(b[:])
@@ -287,7 +291,7 @@ func (s *Store) recData(pos int64, h fsformat.DataHeader) ([]byte, error) {
 				return nil, fmt.Errorf("%s: data record at %d: length %d runs past the data", s.path, pos, h.DataLen)
 			}
 			data := make([]byte, h.DataLen)
-			if _, err := s.f.ReadAt(data, pos+fsformat.DataHeaderLen); err != nil {
+			if err := s.readAt(data, pos+fsformat.DataHeaderLen); err != nil {
 				return nil, fmt.Errorf("%s: data record at %d: %w", s.path, pos, err)
 			}
 			return data, nil
@@ -296,7 +300,7 @@ func (s *Store) recData(pos int64, h fsformat.DataHeader) ([]byte, error) {
 			return nil, fmt.Errorf("%s: data record at %d: bad length", s.path, pos)
 		}
 		var b [8]byte
-		if _, err := s.f.ReadAt(b[:], pos+fsformat.DataHeaderLen); err != nil {
+		if err := s.readAt(b[:], pos+fsformat.DataHeaderLen); err != nil {
 			return nil, fmt.Errorf("%s: data record at %d: backpointer: %w", s.path, pos, err)
 		}
 		back := int64(binary.BigEndian.Uint64(b[:]))
@@ -320,7 +324,7 @@ func (s *Store) recData(pos int64, h fsformat.DataHeader) ([]byte, error) {
 // backOf reads the backpointer of a record with no data of its own.
 func (s *Store) backOf(pos int64) (int64, error) {
 	var b [8]byte
-	if _, err := s.f.ReadAt(b[:], pos+fsformat.DataHeaderLen); err != nil {
+	if err := s.readAt(b[:], pos+fsformat.DataHeaderLen); err != nil {
 		return 0, fmt.Errorf("%s: data record at %d: backpointer: %w", s.path, pos, err)
 	}
 	return int64(binary.BigEndian.Uint64(b[:])), nil
@@ -329,6 +333,44 @@ func (s *Store) backOf(pos int64) (int64, error) {
 func (s *Store) current(oid zeowire.Oid) (int64, bool) {
 	p, ok := s.idx.Get(uint64(oid))
 	return int64(p), ok
+}
+
+// prefetch is how much of a record loadAt reads with its header: small
+// objects (the common case) then cost one pread.
+const prefetch = 512
+
+var recBufs = sync.Pool{New: func() any { return new([fsformat.DataHeaderLen + prefetch]byte) }}
+
+// loadAt reads the record at pos with one pread when it is small: its
+// header and its state (backpointers followed; nil for no state).
+func (s *Store) loadAt(pos int64) (fsformat.DataHeader, []byte, error) {
+	if pos < fsformat.FileHeaderLen || pos+fsformat.DataHeaderLen > s.end {
+		return fsformat.DataHeader{}, nil, fmt.Errorf("%s: data record at %d out of bounds (end %d)", s.path, pos, s.end)
+	}
+	n := int(min(fsformat.DataHeaderLen+prefetch, s.end-pos))
+	buf, mapped := s.committed(pos, int64(n))
+	if !mapped {
+		pb := recBufs.Get().(*[fsformat.DataHeaderLen + prefetch]byte)
+		defer recBufs.Put(pb)
+		buf = pb[:n]
+		if err := s.readAt(buf, pos); err != nil {
+			return fsformat.DataHeader{}, nil, fmt.Errorf("%s: data record at %d: %w", s.path, pos, err)
+		}
+	}
+	h := fsformat.ParseDataHeader(buf)
+	if h.VersionLen != 0 {
+		return h, nil, fmt.Errorf("%s: data record at %d: version records are not supported", s.path, pos)
+	}
+	if h.DataLen > 0 && int64(n) >= fsformat.DataHeaderLen+h.DataLen {
+		return h, append([]byte(nil), buf[fsformat.DataHeaderLen:fsformat.DataHeaderLen+h.DataLen]...), nil
+	}
+	if h.DataLen == 0 && n >= fsformat.DataHeaderLen+8 {
+		if binary.BigEndian.Uint64(buf[fsformat.DataHeaderLen:]) == 0 {
+			return h, nil, nil
+		}
+	}
+	data, err := s.recData(pos, h)
+	return h, data, err
 }
 
 // LoadBefore implements zeowire.Storage.
@@ -342,18 +384,17 @@ func (s *Store) LoadBefore(_ context.Context, oid zeowire.Oid, before zeowire.Ti
 	if !ok {
 		return zeowire.Revision{}, false, &zeowire.POSKeyError{Oid: oid}
 	}
-	h, err := s.recHeader(pos)
+	h, data, err := s.loadAt(pos)
 	if err != nil {
 		return zeowire.Revision{}, false, err
 	}
-	if h.DataLen == 0 {
-		// A deletion or undone creation as the current record: the
-		// object does not exist (FileStorage raises POSKeyError).
-		if back, err := s.backOf(pos); err != nil {
-			return zeowire.Revision{}, false, err
-		} else if back == 0 {
+	if zeowire.Tid(h.Tid) < before {
+		if data == nil {
+			// A deletion or undone creation: the object does not
+			// exist (FileStorage raises POSKeyError).
 			return zeowire.Revision{}, false, &zeowire.POSKeyError{Oid: oid}
 		}
+		return zeowire.Revision{Data: data, Start: zeowire.Tid(h.Tid)}, true, nil
 	}
 	var end zeowire.Tid
 	for zeowire.Tid(h.Tid) >= before {
@@ -369,8 +410,7 @@ func (s *Store) LoadBefore(_ context.Context, oid zeowire.Oid, before zeowire.Ti
 			return zeowire.Revision{}, false, err
 		}
 	}
-	data, err := s.recData(pos, h)
-	if err != nil {
+	if data, err = s.recData(pos, h); err != nil {
 		return zeowire.Revision{}, false, err
 	}
 	if data == nil {
@@ -429,13 +469,13 @@ func (s *Store) txnMetaAt(tpos int64) (zeowire.TxnMeta, error) {
 	if tpos < fsformat.FileHeaderLen || tpos+fsformat.TxnHeaderLen > s.end {
 		return zeowire.TxnMeta{}, fmt.Errorf("%s: transaction at %d out of bounds", s.path, tpos)
 	}
-	if _, err := s.f.ReadAt(b[:], tpos); err != nil {
+	if err := s.readAt(b[:], tpos); err != nil {
 		return zeowire.TxnMeta{}, fmt.Errorf("%s: transaction at %d: %w", s.path, tpos, err)
 	}
 	h := fsformat.ParseTxnHeader(b[:])
 	n := int(h.UserLen) + int(h.DescLen) + int(h.ExtLen)
 	buf := make([]byte, n)
-	if _, err := s.f.ReadAt(buf, tpos+fsformat.TxnHeaderLen); err != nil {
+	if err := s.readAt(buf, tpos+fsformat.TxnHeaderLen); err != nil {
 		return zeowire.TxnMeta{}, fmt.Errorf("%s: transaction at %d: %w", s.path, tpos, err)
 	}
 	u, d, e := buf[:h.UserLen], buf[h.UserLen:int(h.UserLen)+int(h.DescLen)], buf[int(h.UserLen)+int(h.DescLen):]
@@ -639,6 +679,7 @@ func (s *Store) reopen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	last, next := s.last, s.nextOid
+	s.unmap()
 	if err := s.app.Close(); err != nil {
 		return err
 	}

@@ -369,6 +369,7 @@ func (t *txn) Finish() error {
 	}
 	s.mu.Lock()
 	s.end = s.app.Pos()
+	s.remap(s.end)
 	s.last = t.meta.Tid
 	for oid := range t.written {
 		s.nextOid = max(s.nextOid, oid)
