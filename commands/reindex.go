@@ -49,17 +49,17 @@ func runReindex(c *cli.Context) error {
 	path := c.Args().First()
 	stderr := c.App.ErrWriter
 
-	unlock, err := lockStorage(path)
-	if err != nil {
-		return exitWith(ExitFailure, "zodbctl reindex: %v", err)
-	}
-	defer unlock()
-
+	// Open first: a missing file must not leave a stray FILE.lock behind.
 	f, err := os.Open(path)
 	if err != nil {
 		return exitWith(ExitFailure, "zodbctl reindex: %v", err)
 	}
 	defer f.Close()
+	unlock, err := lockStorage(path)
+	if err != nil {
+		return exitWith(ExitFailure, "zodbctl reindex: %v", err)
+	}
+	defer unlock()
 	st, err := f.Stat()
 	if err != nil {
 		return exitWith(ExitFailure, "zodbctl reindex: %v", err)

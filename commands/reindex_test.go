@@ -156,6 +156,9 @@ func TestReindexErrors(t *testing.T) {
 	if code, _, errs := runReindexCmd(missing); code != ExitFailure || !strings.Contains(errs, "nope.fs") {
 		t.Errorf("missing: %d %q", code, errs)
 	}
+	if _, err := os.Stat(missing + ".lock"); !os.IsNotExist(err) {
+		t.Errorf("missing file: a lock file was left: %v", err)
+	}
 	// A storage locked by another process (a running server) is refused.
 	fs := copyFixture(t, "../testdata/fs/basic.fs")
 	lf, err := os.OpenFile(fs+".lock", os.O_RDWR|os.O_CREATE, 0o644)
