@@ -141,6 +141,13 @@ func runPack(c *cli.Context) error {
 	stderr := c.App.ErrWriter
 	dry := c.Bool("dry-run")
 
+	for _, d := range dbs {
+		if st, err := os.Stat(d.Path); err != nil {
+			return exitWith(ExitFailure, "zodbctl pack: %v", err)
+		} else if !st.Mode().IsRegular() {
+			return exitWith(ExitFailure, "zodbctl pack: %s: not a regular file", d.Path)
+		}
+	}
 	if !dry {
 		for _, d := range dbs {
 			unlock, err := lockStorage(d.Path)

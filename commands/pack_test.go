@@ -205,6 +205,13 @@ func TestPackUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, want %d", args, code, ExitUsage)
 		}
 	}
+	missing := filepath.Join(t.TempDir(), "missing.fs")
+	if code, _, errs := runPackCmd(missing); code != ExitFailure || !strings.Contains(errs, "no such file") {
+		t.Errorf("missing file: exit %d %q", code, errs)
+	}
+	if _, err := os.Stat(missing + ".lock"); err == nil {
+		t.Error("a lock file was created for a missing Data.fs")
+	}
 	fs := copyFixture(t, "../testdata/fs/basic.fs")
 	if code, _, errs := runPackCmd("--tid", "0", fs); code != ExitFailure || !strings.Contains(errs, "Invalid pack time") {
 		t.Errorf("tid 0: exit %d %q", code, errs)
