@@ -145,7 +145,7 @@ func TestCommitReadIterate(t *testing.T) {
 			got = append(got, txn)
 		}
 		if len(got) != 2 || got[0].Tid != tid1 || len(got[0].Records) != 2 || string(got[0].Records[1].Data) != "one-1" ||
-			got[0].Status != " " || string(got[0].User) != "/ alice" || zeowire.Repr(got[0].Extension) != `{"k": "v"}` {
+			got[0].Status != " " || string(got[0].User) != "/ alice" || !zeowire.Equal(got[0].Extension, zeowire.Dict{{Key: "k", Value: "v"}}) {
 			t.Errorf("iteration %+v", got)
 		}
 		// A range, and breaking out early.
