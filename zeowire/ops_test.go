@@ -415,21 +415,42 @@ func TestUndoInfoPrefix(t *testing.T) {
 
 // A call in flight when the server goes away fails with ErrClosed.
 func TestCallFailsWhenServerCloses(t *testing.T) {
-	ts := startServer(t, nil)
-	a := dial(t, ts.addr, "1")
-	b := dial(t, ts.addr, "1")
-	cx := ctx(t)
-	a.Async("tpc_begin", 1, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
-	if _, err := a.Call(cx, "vote", 1); err != nil {
+	// A fake server that answers the handshake and register, then
+	// swallows calls and finally hangs up.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	b.Async("tpc_begin", 2, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
+	defer ln.Close()
+	hangUp := make(chan struct{})
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		nc.Write(zeowire.AppendFrame(nil, []byte("M5")))
+		fr := zeowire.NewFrameReader(nc, 0)
+		fr.ReadFrame() // handshake
+		fr.ReadFrame() // register
+		reply, _ := zeowire.MsgpackCodec{}.AppendMessage(nil, &zeowire.Message{ID: int64(1), Kind: zeowire.KindReply, Name: ".reply", Args: z64})
+		nc.Write(zeowire.AppendFrame(nil, reply))
+		fr.ReadFrame() // the call that will never be answered
+		<-hangUp
+	}()
+	cx := ctx(t)
+	c, err := zeowire.Dial(cx, ln.Addr().String(), zeowire.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Register(cx, "1", false); err != nil {
+		t.Fatal(err)
+	}
 	errc := make(chan error, 1)
-	go func() { _, err := b.Call(cx, "vote", 2); errc <- err }() // waits for the lock
+	go func() { _, err := c.Call(cx, "lastTransaction"); errc <- err }()
 	time.Sleep(50 * time.Millisecond)
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ts.srv.Shutdown(sctx)
+	close(hangUp)
 	select {
 	case err := <-errc:
 		if !errors.Is(err, zeowire.ErrClosed) {
@@ -438,7 +459,7 @@ func TestCallFailsWhenServerCloses(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("pending call not failed")
 	}
-	if _, err := a.Call(cx, "ping"); !errors.Is(err, zeowire.ErrClosed) {
+	if _, err := c.Call(cx, "ping"); !errors.Is(err, zeowire.ErrClosed) {
 		t.Errorf("call after close: %v", err)
 	}
 }
