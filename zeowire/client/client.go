@@ -343,7 +343,11 @@ func rounds(ctx context.Context, opts *Options, try func(addr string) (aerr *Add
 		}
 		waited := time.Since(start)
 		if ctx.Err() != nil || waited >= opts.Wait {
-			return "", &UnreachableError{Errs: last, Waited: waited.Truncate(time.Millisecond)}
+			ue := &UnreachableError{Errs: last}
+			if opts.Wait > 0 {
+				ue.Waited = waited.Truncate(time.Millisecond)
+			}
+			return "", ue
 		}
 		pause := min(backoff, opts.Wait-waited)
 		if opts.OnWait != nil {
