@@ -159,15 +159,27 @@ func PackMulti(ctx context.Context, dbs []Database, opt Options) ([]*Result, err
 		res[i] = &Result{Name: spec.Name, Path: spec.Path, Stop: opt.Stop, SizeBefore: st.Size()}
 		total += 2 * st.Size()
 	}
+	// Progress: the scans of every file, then their copies, each file's
+	// bytes in its own stretch of [0, total).
 	var base int64
 	progress := func(p int64) {
 		if opt.Progress != nil {
 			opt.Progress(base+p, total)
 		}
 	}
+	start := func(i int, copying bool) {
+		base = 0
+		if copying {
+			base = total / 2
+		}
+		for _, d := range ds[:i] {
+			base += d.sc.w.size
+		}
+	}
 
 	// Phase 1: what is current at the pack time.
-	for _, d := range ds {
+	for i, d := range ds {
+		start(i, false)
 		if err := d.buildPackIndex(ctx, opt.Stop, progress); err != nil {
 			return nil, err
 		}
@@ -183,6 +195,7 @@ func PackMulti(ctx context.Context, dbs []Database, opt Options) ([]*Result, err
 		}
 	}
 	for i, d := range ds {
+		start(i, false)
 		n, err := d.scanFuture(ctx, opt.GC, progress)
 		if err != nil {
 			return nil, err
@@ -191,7 +204,6 @@ func PackMulti(ctx context.Context, dbs []Database, opt Options) ([]*Result, err
 		res[i].PackPos = d.packpos
 		res[i].UndoKept = d.undoKept
 		res[i].TailIgnored = d.sc.tail
-		base += ds[i].sc.w.size
 	}
 	if opt.GC {
 		if err := m.extraRoots(ctx); err != nil {
@@ -256,10 +268,13 @@ func PackMulti(ctx context.Context, dbs []Database, opt Options) ([]*Result, err
 			}
 			continue
 		}
+		start(i, true)
 		if err := packOne(ctx, d, dbs[i], r, opt, warn, progress); err != nil {
 			return res, err
 		}
-		base += d.sc.w.size
+	}
+	if opt.Progress != nil {
+		opt.Progress(total, total)
 	}
 	return res, nil
 }

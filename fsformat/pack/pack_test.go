@@ -278,3 +278,29 @@ func TestPackBlobsDiscardOld(t *testing.T) {
 		t.Errorf("blob directory:\n%s\nwant:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
 	}
 }
+
+// Progress never goes backwards across the files of a multi-database pack
+// and ends at its total.
+func TestPackProgress(t *testing.T) {
+	dir := t.TempDir()
+	var dbs []Database
+	for _, n := range []string{"1", "2"} {
+		p := filepath.Join(dir, "Data"+n+".fs")
+		copyFile(t, filepath.Join(fixtures, "multidb/Data"+n+".fs"), p)
+		dbs = append(dbs, Database{Name: n, Path: p})
+	}
+	var last, total int64
+	_, err := PackMulti(context.Background(), dbs, Options{Stop: parseTid(t, "03f7a7d42ddddddd"), GC: true,
+		Progress: func(done, tot int64) {
+			if done < last {
+				t.Errorf("progress went back from %d to %d", last, done)
+			}
+			last, total = done, tot
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != total || total == 0 {
+		t.Errorf("progress ended at %d of %d", last, total)
+	}
+}
