@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -186,6 +187,10 @@ func runPack(c *cli.Context) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Ctrl-C before the swap: stop and remove FILE.pack (the original is
+	// untouched either way).
+	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
 	results, err := pack.PackMulti(ctx, dbs, opt)
 	if bar != nil {
 		bar.Finish()

@@ -169,3 +169,25 @@ func TestPackHugeRecords(t *testing.T) {
 		t.Errorf("huge record after pack: %d bytes (%v), want %d", len(data), err, len(want))
 	}
 }
+
+// A cancelled pack stops with the context's error and leaves nothing.
+func TestPackCancelled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	copyFile(t, filepath.Join(fixtures, "basic.fs"), path)
+	before, _ := os.ReadFile(path)
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := Pack(ctx, path, "", Options{Stop: crashStop, GC: true, Hook: func(p string) {
+		if p == "copied" {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+		t.Error("cancelled pack changed the file")
+	}
+	if _, err := os.Stat(path + ".pack"); err == nil {
+		t.Error("cancelled pack left Data.fs.pack")
+	}
+}
