@@ -35,6 +35,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/zodbctl/zodbctl/fsformat"
@@ -82,6 +83,9 @@ type Store struct {
 	last    zeowire.Tid
 	nextOid zeowire.Oid
 	closed  bool
+
+	snapMu sync.Mutex
+	snap   []uint64 // sorted oids for record_iternext (see RecordIterNext)
 }
 
 var (
@@ -538,28 +542,29 @@ func (s *Store) History(_ context.Context, oid zeowire.Oid, size int) ([]zeowire
 
 // RecordIterNext implements zeowire.RecordIterable (FileStorage's
 // record_iternext over its index, deletions included as None data).
+//
+// fsindex has no "smallest key >= oid" lookup, so the walk uses a sorted
+// snapshot of the oids (8 bytes per object, made at the first call) and
+// rebuilds it when objects were created since; without it every call
+// would scan the index from the start.
 func (s *Store) RecordIterNext(_ context.Context, from zeowire.Oid, first bool) (zeowire.Oid, zeowire.Tid, []byte, zeowire.Oid, bool, error) {
+	oids := s.oidSnapshot(first)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return 0, 0, nil, 0, false, errClosed
 	}
-	var found, hasNext bool
-	var oid, next zeowire.Oid
-	var pos int64
-	for o, p := range s.idx.All() {
-		if !first && zeowire.Oid(o) < from {
-			continue
-		}
-		if !found {
-			found, oid, pos = true, zeowire.Oid(o), int64(p)
-			continue
-		}
-		next, hasNext = zeowire.Oid(o), true
-		break
+	i := 0
+	if !first {
+		i, _ = slices.BinarySearch(oids, uint64(from))
 	}
-	if !found {
+	if i >= len(oids) {
 		return 0, 0, nil, 0, false, &zeowire.RemoteError{Class: zeowire.ClassValueError, Args: zeowire.Tuple{"empty tree"}}
+	}
+	oid := zeowire.Oid(oids[i])
+	pos, ok := s.current(oid)
+	if !ok {
+		return 0, 0, nil, 0, false, fmt.Errorf("%s: oid %s left the index", s.path, oid)
 	}
 	h, err := s.recHeader(pos)
 	if err != nil {
@@ -569,7 +574,28 @@ func (s *Store) RecordIterNext(_ context.Context, from zeowire.Oid, first bool) 
 	if err != nil {
 		return 0, 0, nil, 0, false, err
 	}
-	return oid, zeowire.Tid(h.Tid), data, next, hasNext, nil
+	if i+1 < len(oids) {
+		return oid, zeowire.Tid(h.Tid), data, zeowire.Oid(oids[i+1]), true, nil
+	}
+	return oid, zeowire.Tid(h.Tid), data, 0, false, nil
+}
+
+// oidSnapshot returns the sorted oids of the index, rebuilt when asked
+// (a new walk) or when the index grew since.
+func (s *Store) oidSnapshot(fresh bool) []uint64 {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !fresh && s.snap != nil && len(s.snap) == s.idx.Len() {
+		return s.snap
+	}
+	oids := make([]uint64, 0, s.idx.Len())
+	for o := range s.idx.All() {
+		oids = append(oids, o)
+	}
+	s.snap = oids
+	return oids
 }
 
 // Iterate implements zeowire.Iterable. The iterator reads the file as it
@@ -689,5 +715,8 @@ func (s *Store) reopen() error {
 		return fmt.Errorf("%s: reopening after pack: %w", s.path, err)
 	}
 	s.last, s.nextOid = max(s.last, last), max(s.nextOid, next)
+	s.snapMu.Lock()
+	s.snap = nil
+	s.snapMu.Unlock()
 	return nil
 }

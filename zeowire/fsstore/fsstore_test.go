@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -511,5 +512,128 @@ func TestReadOnly(t *testing.T) {
 	after, _ := os.ReadFile(path)
 	if !bytes.Equal(before, after) {
 		t.Error("read-only open changed the file")
+	}
+}
+
+// TestRecordIterNext walks every current record in oid order, including
+// an object created during the walk.
+func TestRecordIterNext(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	tid := zeowire.Tid(0x03f0000000000000)
+	put := func(oids ...zeowire.Oid) {
+		tid++
+		tx, err := st.Begin(ctx, zeowire.TxnMeta{Tid: tid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range oids {
+			if err := tx.Store(o, 0, []byte{byte(o)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tx.Vote()
+		if err := tx.Finish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(5, 1, 300, 70000)
+	var got []zeowire.Oid
+	oid, _, data, next, more, err := st.RecordIterNext(ctx, 0, true)
+	for {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data[0] != byte(oid) {
+			t.Fatalf("oid %s data %v", oid, data)
+		}
+		got = append(got, oid)
+		if len(got) == 2 {
+			put(400)
+		}
+		if !more {
+			break
+		}
+		oid, _, data, next, more, err = st.RecordIterNext(ctx, next, false)
+	}
+	want := []zeowire.Oid{1, 5, 300, 400, 70000}
+	if !slices.Equal(got, want) {
+		t.Errorf("walk %v, want %v", got, want)
+	}
+}
+
+// TestBlobUndo: blobs are moved into the bushy tree at commit, and an undo
+// that brings an older blob revision back gives it a file under the undo's
+// tid.
+func TestBlobUndo(t *testing.T) {
+	dir := t.TempDir()
+	blobs := filepath.Join(dir, "blobs")
+	st, err := Open(filepath.Join(dir, "Data.fs"), Options{BlobDir: blobs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	record := []byte("\x80\x03cZODB.blob\nBlob\nq\x00.\x80\x03N.")
+	tid := zeowire.Tid(0x03f0000000000000)
+	commitBlob := func(content string, serial zeowire.Tid) zeowire.Tid {
+		tid++
+		up := filepath.Join(st.BlobTempDir(), "up"+content)
+		if err := os.WriteFile(up, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := st.Begin(ctx, zeowire.TxnMeta{Tid: tid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.(zeowire.BlobTxn).StoreBlob(1, serial, record, up); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Vote(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		return tid
+	}
+	t1 := commitBlob("one", 0)
+	t2 := commitBlob("two", t1)
+	readBlob := func(serial zeowire.Tid) string {
+		r, err := st.OpenBlob(ctx, 1, serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		b, _ := io.ReadAll(r)
+		return string(b)
+	}
+	if readBlob(t1) != "one" || readBlob(t2) != "two" {
+		t.Fatal("blob contents")
+	}
+	if b, _ := os.ReadFile(filepath.Join(blobs, ".layout")); string(b) != "bushy" {
+		t.Errorf(".layout %q", b)
+	}
+	tid++
+	tx, err := st.Begin(ctx, zeowire.TxnMeta{Tid: tid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Undo(t2); err != nil {
+		t.Fatal(err)
+	}
+	tx.Vote()
+	if err := tx.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readBlob(tid); got != "one" {
+		t.Errorf("blob after undo %q", got)
+	}
+	if _, err := st.OpenBlob(ctx, 1, tid+1); !isPOSKey(err) {
+		t.Errorf("missing blob: %v", err)
 	}
 }

@@ -119,8 +119,9 @@ type txn struct {
 
 type blobMove struct {
 	oid  zeowire.Oid
-	src  string // upload in tmp; "" once moved
+	src  string // upload in tmp, or the committed file to copy
 	dst  string
+	copy bool // src is a committed blob (undo): link or copy, never move
 	done bool
 }
 
@@ -291,6 +292,24 @@ func (t *txn) Undo(id zeowire.Tid) ([]zeowire.Oid, error) {
 		}
 		break
 	}
+	// A blob revision brought back by the undo needs its file under the
+	// undo's tid too (ZODB copies it); a hard link when possible.
+	if s.opt.BlobDir != "" {
+		for _, u := range todo {
+			if u.back == 0 {
+				continue
+			}
+			h, err := s.recHeader(u.back)
+			if err != nil {
+				s.mu.RUnlock()
+				return nil, err
+			}
+			src := zeowire.BushyBlobPath(s.opt.BlobDir, u.oid, zeowire.Tid(h.Tid))
+			if _, err := os.Stat(src); err == nil {
+				t.blobs = append(t.blobs, blobMove{oid: u.oid, src: src, dst: zeowire.BushyBlobPath(s.opt.BlobDir, u.oid, t.meta.Tid), copy: true})
+			}
+		}
+	}
 	s.mu.RUnlock()
 	var oids []zeowire.Oid
 	for _, u := range todo {
@@ -343,11 +362,22 @@ func (t *txn) Vote() error {
 		if err := os.MkdirAll(filepath.Dir(b.dst), 0o700); err != nil {
 			return err
 		}
-		if err := os.Rename(b.src, b.dst); err != nil {
+		if b.copy {
+			if err := linkOrCopy(b.src, b.dst); err != nil {
+				return err
+			}
+		} else if err := os.Rename(b.src, b.dst); err != nil {
 			return err
 		}
 		b.done = true
 		os.Chmod(b.dst, 0o444)
+		// The file must be on disk before the transaction naming it.
+		if err := syncPath(b.dst); err != nil {
+			return err
+		}
+		if err := syncPath(filepath.Dir(b.dst)); err != nil {
+			return err
+		}
 	}
 	t.voted = true
 	return nil
@@ -387,7 +417,7 @@ func (t *txn) Abort() {
 	for _, b := range t.blobs {
 		if b.done {
 			os.Remove(b.dst)
-		} else {
+		} else if !b.copy {
 			os.Remove(b.src)
 		}
 	}
@@ -435,4 +465,41 @@ func (s *Store) OpenBlob(_ context.Context, oid zeowire.Oid, serial zeowire.Tid)
 		return nil, &zeowire.POSKeyError{Oid: oid, Args: zeowire.Tuple{"No blob file at " + path, oid.Bytes(), serial.Bytes()}}
 	}
 	return f, err
+}
+
+// linkOrCopy makes dst hold the same bytes as the committed blob src.
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return err
+	}
+	return out.Close()
+}
+
+// syncPath fsyncs a file or directory.
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
