@@ -232,10 +232,46 @@ func (t *transport) closeNow(reason error) {
 	t.nc.Close()
 }
 
+// sizeHint estimates the encoded size of a value, so that a reply with a
+// large record is encoded into one allocation.
+func sizeHint(v any, depth int) int {
+	switch x := v.(type) {
+	case []byte:
+		return len(x) + 5
+	case string:
+		return len(x) + 5
+	case Tuple:
+		if depth < 4 {
+			n := 2
+			for _, e := range x {
+				n += sizeHint(e, depth+1)
+			}
+			return n
+		}
+	case List:
+		if depth < 4 {
+			n := 2
+			for _, e := range x {
+				n += sizeHint(e, depth+1)
+			}
+			return n
+		}
+	case Dict:
+		if depth < 4 {
+			n := 2
+			for _, kv := range x {
+				n += sizeHint(kv.Key, depth+1) + sizeHint(kv.Value, depth+1)
+			}
+			return n
+		}
+	}
+	return 10
+}
+
 // encode builds the frame (header and payload) of m with the connection's
 // codec.
 func (t *transport) encode(m *Message) ([]byte, error) {
-	p, err := t.codec.AppendMessage(make([]byte, 4, 256), m)
+	p, err := t.codec.AppendMessage(make([]byte, 4, 64+sizeHint(m.ID, 0)+sizeHint(m.Args, 0)), m)
 	if err != nil {
 		return nil, err
 	}
