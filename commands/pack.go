@@ -298,6 +298,15 @@ func packStop(c *cli.Context) (fsformat.Tid, error) {
 	}
 }
 
+// freeSpace is the space available to us in dir (a variable for tests).
+var freeSpace = func(dir string) (int64, error) {
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fs); err != nil {
+		return 0, err
+	}
+	return int64(fs.Bavail) * int64(fs.Bsize), nil
+}
+
 // checkFreeSpace refuses a pack whose output cannot fit: the packed file is
 // at most the size of the input; when less space is free than that, a dry
 // run gives the exact size.
@@ -310,11 +319,11 @@ func checkFreeSpace(ctx context.Context, dbs []pack.Database, opt pack.Options) 
 			return err
 		}
 		dir := filepath.Dir(d.Path)
-		var fs syscall.Statfs_t
-		if err := syscall.Statfs(dir, &fs); err != nil {
+		n, err := freeSpace(dir)
+		if err != nil {
 			return nil // cannot tell: let the write fail cleanly if it must
 		}
-		free[dir] = int64(fs.Bavail) * int64(fs.Bsize)
+		free[dir] = n
 		need[dir] += st.Size() + st.Size()/8 // the file and room for its index
 	}
 	short := false

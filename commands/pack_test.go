@@ -281,3 +281,33 @@ func TestPackConfig(t *testing.T) {
 		t.Errorf("--config with files: exit %d", code)
 	}
 }
+
+// The free-space pre-flight: enough for the input size passes at once; less
+// than that asks a dry run for the packed size; less than that refuses
+// before writing anything.
+func TestPackFreeSpace(t *testing.T) {
+	saved := freeSpace
+	defer func() { freeSpace = saved }()
+	packed, _ := os.ReadFile("../testdata/fs/basic.packed-now.fs") // 33226 bytes
+	for _, tc := range []struct {
+		free int64
+		ok   bool
+	}{{1 << 30, true}, {int64(len(packed)) * 2, true}, {int64(len(packed)) / 2, false}} {
+		freeSpace = func(string) (int64, error) { return tc.free, nil }
+		fs := copyFixture(t, "../testdata/fs/basic.fs")
+		before, _ := os.ReadFile(fs)
+		code, _, errs := runPackCmd("--tid", "03f70d3450000000", fs)
+		if tc.ok {
+			if code != 0 {
+				t.Errorf("free %d: exit %d: %s", tc.free, code, errs)
+			}
+			continue
+		}
+		if code != ExitFailure || !strings.Contains(errs, "not enough free space to pack") {
+			t.Errorf("free %d: exit %d, stderr %q", tc.free, code, errs)
+		}
+		if after, _ := os.ReadFile(fs); !bytes.Equal(after, before) {
+			t.Errorf("free %d: the refused pack changed the file", tc.free)
+		}
+	}
+}
