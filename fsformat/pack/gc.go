@@ -126,7 +126,7 @@ func (d *db) buildPackIndex(ctx context.Context, stop fsformat.Tid, progress fun
 		pos = tend + fsformat.TrailerLen
 	}
 	d.packpos = pos
-	if !unpacked && pos > fsformat.FileHeaderLen {
+	if !unpacked {
 		th2 := last
 		if pos < s.end {
 			b, err := s.w.at(pos, fsformat.TxnHeaderLen)
