@@ -236,12 +236,12 @@ func connectErr(err error) error {
 	var pk *zeowire.POSKeyError
 	code := ExitFailure
 	switch {
+	case errors.As(err, &le): // before ue: it may wrap the failed reconnection
+		code = exitConnLost
 	case errors.As(err, &ue):
 		code = exitConnUnreachable
 	case errors.As(err, &re):
 		code = exitConnRefused
-	case errors.As(err, &le):
-		code = exitConnLost
 	case errors.As(err, &pk), errors.Is(err, errNoRevision):
 		code = exitConnNoObject
 	}

@@ -27,20 +27,21 @@ import (
 	"github.com/zodbctl/zodbctl/zeowire/memstore"
 )
 
-// zeoServer is an in-process zeowire.Server on 127.0.0.1:0.
-type zeoServer struct {
-	srv  *zeowire.Server
-	addr string
-	done chan error
+// connZeoServer is an in-process zeowire.Server on 127.0.0.1:0.
+type connZeoServer struct {
+	srv      *zeowire.Server
+	addr     string
+	done     chan error
+	stopOnce sync.Once
 }
 
-func startZEO(t testing.TB, msgpack bool, st zeowire.Storage, tweak ...func(*zeowire.Server)) *zeoServer {
+func connStartZEO(t testing.TB, msgpack bool, st zeowire.Storage, tweak ...func(*zeowire.Server)) *connZeoServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &zeoServer{srv: &zeowire.Server{Storages: map[string]zeowire.Storage{"1": st}, Msgpack: msgpack},
+	s := &connZeoServer{srv: &zeowire.Server{Storages: map[string]zeowire.Storage{"1": st}, Msgpack: msgpack},
 		addr: ln.Addr().String(), done: make(chan error, 1)}
 	for _, f := range tweak {
 		f(s.srv)
@@ -50,19 +51,17 @@ func startZEO(t testing.TB, msgpack bool, st zeowire.Storage, tweak ...func(*zeo
 	return s
 }
 
-func (s *zeoServer) stop() {
-	if s.srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.srv.Shutdown(ctx)
-	<-s.done
-	s.srv = nil
+func (s *connZeoServer) stop() {
+	s.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.srv.Shutdown(ctx)
+		<-s.done
+	})
 }
 
-// noLeaks fails the test if it leaves goroutines behind.
-func noLeaks(t *testing.T) {
+// connNoLeaks fails the test if it leaves goroutines behind.
+func connNoLeaks(t *testing.T) {
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(3 * time.Second)
@@ -76,7 +75,7 @@ func noLeaks(t *testing.T) {
 	})
 }
 
-func bothEncodings(t *testing.T, f func(t *testing.T, msgpack bool)) {
+func connBothEncodings(t *testing.T, f func(t *testing.T, msgpack bool)) {
 	t.Run("Z5", func(t *testing.T) { f(t, false) })
 	t.Run("M5", func(t *testing.T) { f(t, true) })
 }
@@ -87,9 +86,9 @@ func connectRun(args ...string) (string, string, int) {
 	return o.String(), e.String(), code
 }
 
-// memFromFile loads every transaction of a Data.fs into a memstore, with
+// connMemFromFile loads every transaction of a Data.fs into a memstore, with
 // the file's tids, statuses, metadata and backpointers.
-func memFromFile(t testing.TB, path string) *memstore.Store {
+func connMemFromFile(t testing.TB, path string) *memstore.Store {
 	t.Helper()
 	f, err := fsformat.Open(path)
 	if err != nil {
@@ -145,10 +144,10 @@ func memFromFile(t testing.TB, path string) *memstore.Store {
 	return st
 }
 
-const basicFS = "../testdata/fs/basic.fs"
+const connBasicFS = "../testdata/fs/basic.fs"
 
-// jsonLinesOf parses JSON Lines output.
-func jsonLinesOf(t *testing.T, out string) []map[string]any {
+// connJsonLinesOf parses JSON Lines output.
+func connJsonLinesOf(t *testing.T, out string) []map[string]any {
 	t.Helper()
 	var res []map[string]any
 	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
@@ -162,18 +161,18 @@ func jsonLinesOf(t *testing.T, out string) []map[string]any {
 }
 
 func TestConnectTransactionsAgreesWithFsdump(t *testing.T) {
-	bothEncodings(t, func(t *testing.T, msgpack bool) {
-		noLeaks(t)
-		s := startZEO(t, msgpack, memFromFile(t, basicFS))
+	connBothEncodings(t, func(t *testing.T, msgpack bool) {
+		connNoLeaks(t)
+		s := connStartZEO(t, msgpack, connMemFromFile(t, connBasicFS))
 		out, errOut, code := connectRun("-s", s.addr, "transactions", "--json")
 		if code != 0 || errOut != "" {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
-		fsOut, _, code := fsdumpJSON(t, basicFS)
+		fsOut, _, code := connFsdumpJSON(t, connBasicFS)
 		if code != 0 {
 			t.Fatal("fsdump failed")
 		}
-		want := agreesWithFsdump(t, out, fsOut)
+		want := connAgreesWithFsdump(t, out, fsOut)
 		sawBp, sawDeleted, sawExt := false, false, false
 		for i := range want {
 			_, e := want[i]["extension"]
@@ -206,19 +205,19 @@ func TestConnectTransactionsAgreesWithFsdump(t *testing.T) {
 		// A range: --since/--until are inclusive.
 		tids := []string{want[2]["tid"].(string), want[4]["tid"].(string)}
 		out, _, code = connectRun("-s", s.addr, "transactions", "--json", "--since", tids[0], "--until", tids[1])
-		if r := jsonLinesOf(t, out); code != 0 || len(r) != 3 || r[0]["tid"] != tids[0] || r[2]["tid"] != tids[1] {
+		if r := connJsonLinesOf(t, out); code != 0 || len(r) != 3 || r[0]["tid"] != tids[0] || r[2]["tid"] != tids[1] {
 			t.Errorf("range: exit %d %s", code, out)
 		}
 	})
 }
 
-// agreesWithFsdump checks that connect transactions --json output equals
+// connAgreesWithFsdump checks that connect transactions --json output equals
 // fsdump --json output on every field but the file offsets and sizes; it
 // returns fsdump's objects.
-func agreesWithFsdump(t *testing.T, out, fsOut string) []map[string]any {
+func connAgreesWithFsdump(t *testing.T, out, fsOut string) []map[string]any {
 	t.Helper()
-	got := jsonLinesOf(t, out)
-	want := jsonLinesOf(t, fsOut)
+	got := connJsonLinesOf(t, out)
+	want := connJsonLinesOf(t, fsOut)
 	for _, w := range want {
 		delete(w, "pos")
 		delete(w, "size")
@@ -243,17 +242,17 @@ func agreesWithFsdump(t *testing.T, out, fsOut string) []map[string]any {
 	return want
 }
 
-func fsdumpJSON(t *testing.T, path string) (string, string, int) {
+func connFsdumpJSON(t *testing.T, path string) (string, string, int) {
 	var o, e bytes.Buffer
 	code := Run([]string{"zodbctl", "fsdump", "--json", path}, &o, &e)
 	return o.String(), e.String(), code
 }
 
 func TestConnectSubcommands(t *testing.T) {
-	bothEncodings(t, func(t *testing.T, msgpack bool) {
-		noLeaks(t)
-		st := memFromFile(t, basicFS)
-		s := startZEO(t, msgpack, st)
+	connBothEncodings(t, func(t *testing.T, msgpack bool) {
+		connNoLeaks(t)
+		st := connMemFromFile(t, connBasicFS)
+		s := connStartZEO(t, msgpack, st)
 		ctx := context.Background()
 		last := st.LastTransaction()
 		letter := "Z"
@@ -266,14 +265,14 @@ func TestConnectSubcommands(t *testing.T) {
 			t.Errorf("last-tid: %d %q %q", code, out, errOut)
 		}
 		out, _, _ = connectRun("-s", s.addr, "last-tid", "--json")
-		if j := jsonLinesOf(t, out); j[0]["tid"] != last.String() || !strings.HasPrefix(j[0]["time"].(string), "2024-") {
+		if j := connJsonLinesOf(t, out); j[0]["tid"] != last.String() || !strings.HasPrefix(j[0]["time"].(string), "2024-") {
 			t.Errorf("last-tid --json: %s", out)
 		}
 
 		out, _, code = connectRun("-s", s.addr, "info")
 		info := st.Info()
-		for _, want := range []string{"address: " + s.addr + "\n", "storage: 1\n", "name: " + basicFS + "\n",
-			"length: " + itoa(info.Length) + "\n", "size: " + itoa(info.Size) + "\n",
+		for _, want := range []string{"address: " + s.addr + "\n", "storage: 1\n", "name: " + connBasicFS + "\n",
+			"length: " + connItoa(info.Length) + "\n", "size: " + connItoa(info.Size) + "\n",
 			"last-transaction: " + last.String() + " " + fsformat.Tid(last).Time().String() + "\n",
 			"read-only: false\n", "protocol: " + letter + "5\n", "ZODB.interfaces.IStorageIteration"} {
 			if code != 0 || !strings.Contains(out, want) {
@@ -281,7 +280,7 @@ func TestConnectSubcommands(t *testing.T) {
 			}
 		}
 		out, _, code = connectRun("-s", s.addr, "info", "--json")
-		if j := jsonLinesOf(t, out); code != 0 || j[0]["last_tid"] != last.String() || j[0]["read_only"] != false || j[0]["protocol"] != letter+"5" {
+		if j := connJsonLinesOf(t, out); code != 0 || j[0]["last_tid"] != last.String() || j[0]["read_only"] != false || j[0]["protocol"] != letter+"5" {
 			t.Errorf("info --json: %s", out)
 		}
 
@@ -322,7 +321,7 @@ func TestConnectSubcommands(t *testing.T) {
 			t.Errorf("load --at: %d %q", code, out)
 		}
 		out, _, code = connectRun("-s", s.addr, "load", "1", "--json")
-		j := jsonLinesOf(t, out)
+		j := connJsonLinesOf(t, out)
 		if b, _ := base64.StdEncoding.DecodeString(j[0]["data_base64"].(string)); code != 0 || string(b) != string(rev.Data) || j[0]["tid"] != rev.Start.String() {
 			t.Errorf("load --json: %s", out)
 		}
@@ -334,11 +333,11 @@ func TestConnectSubcommands(t *testing.T) {
 		out, _, code = connectRun("-s", s.addr, "history", "1", "-n", "2")
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], h[0].Tid.String()+" ") ||
-			!strings.Contains(lines[1], " description="+quoteBytes(h[1].Description)) {
+			!strings.Contains(lines[1], " description="+connQuoteBytes(h[1].Description)) {
 			t.Errorf("history: %s", out)
 		}
 		out, _, code = connectRun("-s", s.addr, "history", "1", "--json")
-		if j := jsonLinesOf(t, out); code != 0 || len(j) != len(h) || j[0]["tid"] != h[0].Tid.String() || j[0]["size"] != float64(h[0].Size) {
+		if j := connJsonLinesOf(t, out); code != 0 || len(j) != len(h) || j[0]["tid"] != h[0].Tid.String() || j[0]["size"] != float64(h[0].Size) {
 			t.Errorf("history --json: %s", out)
 		}
 
@@ -348,7 +347,7 @@ func TestConnectSubcommands(t *testing.T) {
 			t.Errorf("cat: %s", out)
 		}
 		out, _, code = connectRun("-s", s.addr, "cat", "0", "--json")
-		if j := jsonLinesOf(t, out); code != 0 || j[0]["class"] != "persistent.mapping.PersistentMapping" || len(j[0]["references"].([]any)) == 0 {
+		if j := connJsonLinesOf(t, out); code != 0 || j[0]["class"] != "persistent.mapping.PersistentMapping" || len(j[0]["references"].([]any)) == 0 {
 			t.Errorf("cat --json: %s", out)
 		}
 
@@ -360,7 +359,7 @@ func TestConnectSubcommands(t *testing.T) {
 			t.Fatalf("copy: %d %s", code, out)
 		}
 		if !msgpack {
-			orig, _ := os.ReadFile(basicFS)
+			orig, _ := os.ReadFile(connBasicFS)
 			cp, _ := os.ReadFile(dest)
 			if !bytes.Equal(orig, cp) {
 				t.Errorf("the copy is not byte-identical to the original (%d and %d bytes)", len(orig), len(cp))
@@ -369,8 +368,8 @@ func TestConnectSubcommands(t *testing.T) {
 			// msgpack has no tuple/list distinction: an extension list
 			// comes back a tuple and pickles 2 bytes shorter, so only the
 			// offset-free fields can agree.
-			a, _, _ := fsdumpJSON(t, basicFS)
-			b, _, _ := fsdumpJSON(t, dest)
+			a, _, _ := connFsdumpJSON(t, connBasicFS)
+			b, _, _ := connFsdumpJSON(t, dest)
 			strip := regexp.MustCompile(`"(pos|size|data_pos|prev|back_pointer)":\d+,?`)
 			if strip.ReplaceAllString(a, "") != strip.ReplaceAllString(b, "") {
 				t.Errorf("the copy differs from the original")
@@ -390,7 +389,7 @@ func TestConnectSubcommands(t *testing.T) {
 			t.Errorf("pack: %d %q", code, out)
 		}
 		out, _, code = connectRun("-s", s.addr, "pack", "--json", "--time", "2024-03-04T09:16:00Z")
-		if j := jsonLinesOf(t, out); code != 0 || j[0]["pack_time"] != "2024-03-04T09:16:00Z" {
+		if j := connJsonLinesOf(t, out); code != 0 || j[0]["pack_time"] != "2024-03-04T09:16:00Z" {
 			t.Errorf("pack --json: %s", out)
 		}
 
@@ -400,7 +399,7 @@ func TestConnectSubcommands(t *testing.T) {
 		}
 		before := st.LastTransaction()
 		out, _, code = connectRun("-s", s.addr, "check", "--json")
-		j = jsonLinesOf(t, out)
+		j = connJsonLinesOf(t, out)
 		if code != 0 || j[0]["status"] != "healthy" || j[0]["wrote"] != true || st.LastTransaction() <= before {
 			t.Errorf("check: %d %s", code, out)
 		}
@@ -412,27 +411,27 @@ func TestConnectSubcommands(t *testing.T) {
 	})
 }
 
-func itoa(n int64) string { return string(appendInt(nil, n)) }
+func connItoa(n int64) string { return string(connAppendInt(nil, n)) }
 
-func appendInt(b []byte, n int64) []byte {
+func connAppendInt(b []byte, n int64) []byte {
 	if n < 0 {
 		b = append(b, '-')
 		n = -n
 	}
 	if n >= 10 {
-		b = appendInt(b, n/10)
+		b = connAppendInt(b, n/10)
 	}
 	return append(b, byte('0'+n%10))
 }
 
-func quoteBytes(b []byte) string {
+func connQuoteBytes(b []byte) string {
 	return "b'" + string(b) + "'"
 }
 
 func TestConnectCheckEmptyAndReadOnly(t *testing.T) {
-	noLeaks(t)
+	connNoLeaks(t)
 	st := memstore.New("empty")
-	s := startZEO(t, false, st)
+	s := connStartZEO(t, false, st)
 	out, _, code := connectRun("-s", s.addr, "check", "--nowrite")
 	if code != 1 || !strings.HasPrefix(out, "POSKeyError: "+s.addr+": loadBefore: ") {
 		t.Errorf("empty nowrite: %d %q", code, out)
@@ -455,7 +454,7 @@ func TestConnectCheckEmptyAndReadOnly(t *testing.T) {
 		t.Errorf("empty root: %v %v %v %v", cls, state, err1, err2)
 	}
 
-	ro := startZEO(t, true, st, func(s *zeowire.Server) { s.ReadOnly = true })
+	ro := connStartZEO(t, true, st, func(s *zeowire.Server) { s.ReadOnly = true })
 	out, _, code = connectRun("-s", ro.addr, "check")
 	if code != 1 || out != "ReadOnlyError: "+ro.addr+": register storage \"1\": read-only server or storage\n" {
 		t.Errorf("read-only: %d %q", code, out)
@@ -464,13 +463,13 @@ func TestConnectCheckEmptyAndReadOnly(t *testing.T) {
 	if code != 0 {
 		t.Errorf("read-only nowrite: %d %q", code, out)
 	}
-	out, _, code = connectRun("-s", deadTCP(t), "check", "--json")
+	out, _, code = connectRun("-s", connDeadTCP(t), "check", "--json")
 	if code != 2 || !strings.Contains(out, `"status":"unreachable"`) {
 		t.Errorf("unreachable: %d %q", code, out)
 	}
 }
 
-func deadTCP(t testing.TB) string {
+func connDeadTCP(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -481,10 +480,10 @@ func deadTCP(t testing.TB) string {
 }
 
 func TestConnectErrors(t *testing.T) {
-	noLeaks(t)
-	st := memFromFile(t, basicFS)
-	s := startZEO(t, false, st)
-	dead := deadTCP(t)
+	connNoLeaks(t)
+	st := connMemFromFile(t, connBasicFS)
+	s := connStartZEO(t, false, st)
+	dead := connDeadTCP(t)
 	cases := []struct {
 		args   []string
 		code   int
@@ -525,23 +524,23 @@ func TestConnectErrors(t *testing.T) {
 	}
 }
 
-// failingStore fails iteration after a few transactions.
-type failingStore struct {
+// connFailingStore fails iteration after a few transactions.
+type connFailingStore struct {
 	*memstore.Store
 	after int
 }
 
-type failingIter struct {
+type connFailingIter struct {
 	zeowire.TxnIterator
 	left int
 }
 
-func (s *failingStore) Iterate(ctx context.Context, start, stop zeowire.Tid) (zeowire.TxnIterator, error) {
+func (s *connFailingStore) Iterate(ctx context.Context, start, stop zeowire.Tid) (zeowire.TxnIterator, error) {
 	it, err := s.Store.Iterate(ctx, start, stop)
-	return &failingIter{it, s.after}, err
+	return &connFailingIter{it, s.after}, err
 }
 
-func (it *failingIter) Next() (zeowire.TxnMeta, []zeowire.DataRecord, bool, error) {
+func (it *connFailingIter) Next() (zeowire.TxnMeta, []zeowire.DataRecord, bool, error) {
 	if it.left == 0 {
 		return zeowire.TxnMeta{}, nil, false, errors.New("disk on fire")
 	}
@@ -550,8 +549,8 @@ func (it *failingIter) Next() (zeowire.TxnMeta, []zeowire.DataRecord, bool, erro
 }
 
 func TestConnectCopyFailureLeavesNothing(t *testing.T) {
-	noLeaks(t)
-	s := startZEO(t, true, &failingStore{memFromFile(t, basicFS), 3})
+	connNoLeaks(t)
+	s := connStartZEO(t, true, &connFailingStore{connMemFromFile(t, connBasicFS), 3})
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "Data.fs")
 	_, errOut, code := connectRun("-s", s.addr, "copy", dest)
@@ -563,25 +562,25 @@ func TestConnectCopyFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
+// connSyncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type connSyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *connSyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *connSyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func connWaitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
@@ -592,7 +591,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func commitOne(t *testing.T, addr string, oid zeowire.Oid, serial zeowire.Tid) zeowire.Tid {
+func connCommitOne(t *testing.T, addr string, oid zeowire.Oid, serial zeowire.Tid) zeowire.Tid {
 	t.Helper()
 	cl, err := client.Connect(context.Background(), client.Options{Addrs: []string{addr}})
 	if err != nil {
@@ -610,23 +609,23 @@ func TestConnectWatchFailoverAndInterrupt(t *testing.T) {
 	// os/signal starts its one process-wide goroutine on first use: start
 	// it before counting goroutines.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGUSR2)
-	bothEncodings(t, func(t *testing.T, msgpack bool) {
-		noLeaks(t)
+	connBothEncodings(t, func(t *testing.T, msgpack bool) {
+		connNoLeaks(t)
 		st := memstore.New("w")
-		s1 := startZEO(t, msgpack, st)
-		s2 := startZEO(t, msgpack, st)
-		var out, errOut syncBuffer
+		s1 := connStartZEO(t, msgpack, st)
+		s2 := connStartZEO(t, msgpack, st)
+		var out, errOut connSyncBuffer
 		done := make(chan int, 1)
 		go func() {
 			done <- Run([]string{"zodbctl", "connect", "-s", s1.addr + "," + s2.addr, "watch", "--count", "3"}, &out, &errOut)
 		}()
-		waitFor(t, "watch to start", func() bool { return strings.Contains(errOut.String(), "watching storage 1 at "+s1.addr) })
-		tid1 := commitOne(t, s1.addr, 7, 0)
-		waitFor(t, "first invalidation", func() bool { return strings.Count(out.String(), "\n") == 1 })
+		connWaitFor(t, "watch to start", func() bool { return strings.Contains(errOut.String(), "watching storage 1 at "+s1.addr) })
+		tid1 := connCommitOne(t, s1.addr, 7, 0)
+		connWaitFor(t, "first invalidation", func() bool { return strings.Count(out.String(), "\n") == 1 })
 		s1.stop()
-		waitFor(t, "failover", func() bool { return strings.Contains(errOut.String(), "watching storage 1 at "+s2.addr) })
-		tid2 := commitOne(t, s2.addr, 7, tid1)
-		tid3 := commitOne(t, s2.addr, 8, 0)
+		connWaitFor(t, "failover", func() bool { return strings.Contains(errOut.String(), "watching storage 1 at "+s2.addr) })
+		tid2 := connCommitOne(t, s2.addr, 7, tid1)
+		tid3 := connCommitOne(t, s2.addr, 8, 0)
 		select {
 		case code := <-done:
 			if code != 0 {
@@ -646,13 +645,13 @@ func TestConnectWatchFailoverAndInterrupt(t *testing.T) {
 		}
 
 		// SIGINT ends it cleanly.
-		var out2, err2 syncBuffer
+		var out2, err2 connSyncBuffer
 		go func() {
 			done <- Run([]string{"zodbctl", "connect", "-s", s2.addr, "watch", "--json"}, &out2, &err2)
 		}()
-		waitFor(t, "watch to start", func() bool { return strings.Contains(err2.String(), "watching storage 1 at "+s2.addr) })
-		tid4 := commitOne(t, s2.addr, 9, 0)
-		waitFor(t, "invalidation", func() bool { return strings.Contains(out2.String(), "\n") })
+		connWaitFor(t, "watch to start", func() bool { return strings.Contains(err2.String(), "watching storage 1 at "+s2.addr) })
+		tid4 := connCommitOne(t, s2.addr, 9, 0)
+		connWaitFor(t, "invalidation", func() bool { return strings.Contains(out2.String(), "\n") })
 		syscall.Kill(os.Getpid(), syscall.SIGINT)
 		select {
 		case code := <-done:
@@ -662,7 +661,7 @@ func TestConnectWatchFailoverAndInterrupt(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("watch ignored SIGINT")
 		}
-		if j := jsonLinesOf(t, out2.String()); len(j) != 1 || j[0]["tid"] != tid4.String() || j[0]["oids"].([]any)[0] != "0000000000000009" {
+		if j := connJsonLinesOf(t, out2.String()); len(j) != 1 || j[0]["tid"] != tid4.String() || j[0]["oids"].([]any)[0] != "0000000000000009" {
 			t.Errorf("watch --json: %s", out2.String())
 		}
 	})
@@ -672,11 +671,11 @@ func TestConnectWatchFailoverAndInterrupt(t *testing.T) {
 // serves: transactions --json agrees with fsdump --json of the very file,
 // and a copy is byte-identical to it (pickle mode).
 func TestConnectFileStorage(t *testing.T) {
-	bothEncodings(t, func(t *testing.T, msgpack bool) {
-		noLeaks(t)
+	connBothEncodings(t, func(t *testing.T, msgpack bool) {
+		connNoLeaks(t)
 		dir := t.TempDir()
 		path := filepath.Join(dir, "Data.fs")
-		orig, err := os.ReadFile(basicFS)
+		orig, err := os.ReadFile(connBasicFS)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -686,15 +685,15 @@ func TestConnectFileStorage(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		s := startZEO(t, msgpack, st)
+		s := connStartZEO(t, msgpack, st)
 		defer s.stop() // before st.Close
 
 		out, errOut, code := connectRun("-s", s.addr, "transactions", "--json")
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
-		fsOut, _, _ := fsdumpJSON(t, path)
-		agreesWithFsdump(t, out, fsOut)
+		fsOut, _, _ := connFsdumpJSON(t, path)
+		connAgreesWithFsdump(t, out, fsOut)
 
 		dest := filepath.Join(dir, "copy.fs")
 		if _, errOut, code := connectRun("-s", s.addr, "copy", dest); code != 0 {
@@ -718,8 +717,99 @@ func TestConnectFileStorage(t *testing.T) {
 			t.Errorf("pack: %d %s", code, out)
 		}
 		out, _, code = connectRun("-s", s.addr, "info", "--json")
-		if j := jsonLinesOf(t, out); code != 0 || j[0]["name"] != path || j[0]["supports_undo"] != true {
+		if j := connJsonLinesOf(t, out); code != 0 || j[0]["name"] != path || j[0]["supports_undo"] != true {
 			t.Errorf("info: %s", out)
 		}
 	})
+}
+
+// connStallingStore stops its server in the middle of an iteration.
+type connStallingStore struct {
+	*memstore.Store
+	after int
+	stop  func()
+}
+
+type connStallingIter struct {
+	zeowire.TxnIterator
+	s *connStallingStore
+}
+
+func (s *connStallingStore) Iterate(ctx context.Context, start, stop zeowire.Tid) (zeowire.TxnIterator, error) {
+	it, err := s.Store.Iterate(ctx, start, stop)
+	return &connStallingIter{it, s}, err
+}
+
+func (it *connStallingIter) Next() (zeowire.TxnMeta, []zeowire.DataRecord, bool, error) {
+	if it.s.after--; it.s.after == 0 {
+		go it.s.stop()
+		time.Sleep(300 * time.Millisecond) // the connection is closed meanwhile
+	}
+	return it.TxnIterator.Next()
+}
+
+func TestConnectServerGoesAwayMidCommand(t *testing.T) {
+	connNoLeaks(t)
+	st := &connStallingStore{Store: connMemFromFile(t, connBasicFS), after: 4}
+	s := connStartZEO(t, false, st)
+	st.stop = s.stop
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "Data.fs")
+	_, errOut, code := connectRun("-s", s.addr, "copy", dest)
+	if code != exitConnLost || !strings.HasPrefix(errOut, "zodbctl connect: "+s.addr+": iterator: connection lost: ") ||
+		!strings.Contains(errOut, "reconnecting: "+s.addr+": connect: ") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("copy: %d %q", code, errOut)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}
+
+func TestConnectConfigFile(t *testing.T) {
+	connNoLeaks(t)
+	st := connMemFromFile(t, connBasicFS)
+	s := connStartZEO(t, true, st, func(srv *zeowire.Server) {
+		srv.Storages = map[string]zeowire.Storage{"main": st}
+	})
+	conf := filepath.Join(t.TempDir(), "zope.conf")
+	os.WriteFile(conf, []byte(`%define INSTANCE /tmp
+instancehome $INSTANCE
+<zodb_db temp>
+  <temporarystorage>
+    name Temporary database (for sessions)
+  </temporarystorage>
+  mount-point /temp_folder
+</zodb_db>
+<zodb_db main>
+  mount-point /
+  <zeoclient>
+    server `+connDeadTCP(t)+`
+    server `+s.addr+`
+    storage main
+    name zeostorage
+  </zeoclient>
+</zodb_db>
+`), 0o644)
+	out, errOut, code := connectRun("-C", conf, "--db", "main", "last-tid")
+	if code != 0 || out != st.LastTransaction().String()+"\n" {
+		t.Errorf("-C: %d %q %q", code, out, errOut)
+	}
+	_, errOut, code = connectRun("-C", conf, "--db", "temp", "info")
+	if code != 1 || errOut != "zodbctl connect: "+conf+`: database "temp" does not use a ZEO client storage (<zeoclient> or <clientstorage>)`+"\n" {
+		t.Errorf("temp: %d %q", code, errOut)
+	}
+	_, errOut, code = connectRun("-C", conf, "--db", "nope", "info")
+	if code != 1 || errOut != "zodbctl connect: "+conf+": no <zodb nope> section\n" {
+		t.Errorf("nope: %d %q", code, errOut)
+	}
+}
+
+func TestConnectHelp(t *testing.T) {
+	out, _, code := connectRun("--help")
+	for _, want := range []string{"Exit status:", "3  no server answered", "4  the server refused the registration",
+		"5  no such object", "6  the connection broke", "check: 0 healthy, 1 unhealthy, 2 unreachable", "ZODBCTL_SERVER"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
 }
