@@ -463,3 +463,24 @@ func TestCallFailsWhenServerCloses(t *testing.T) {
 		t.Errorf("call after close: %v", err)
 	}
 }
+
+type readOnlyStore struct{ *memstore.Store }
+
+func (readOnlyStore) ReadOnly() bool { return true }
+
+// A storage that reports itself read-only refuses writable registration.
+func TestReadOnlyStorage(t *testing.T) {
+	ts := startServer(t, func(s *zeowire.Server) {
+		s.Storages = map[string]zeowire.Storage{"1": readOnlyStore{memstore.New("ro")}, "2": memstore.New("rw")}
+		s.ReadOnlyStorages = map[string]bool{"2": true}
+	})
+	for _, name := range []string{"1", "2"} {
+		c := dial(t, ts.addr, "")
+		if _, err := c.Register(ctx(t), name, false); !errors.Is(err, zeowire.ErrReadOnly) {
+			t.Errorf("storage %s: writable register: %v", name, err)
+		}
+		if _, err := c.Register(ctx(t), name, true); err != nil {
+			t.Errorf("storage %s: read-only register: %v", name, err)
+		}
+	}
+}

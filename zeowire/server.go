@@ -331,7 +331,7 @@ type storageState struct {
 func newStorageState(ctx context.Context, s *Server, name string, st Storage, qsize int) (*storageState, error) {
 	ss := &storageState{
 		s: s, name: name, storage: st, qsize: qsize,
-		readOnly: s.ReadOnly || s.ReadOnlyStorages[name],
+		readOnly: s.ReadOnly || s.ReadOnlyStorages[name] || reportsReadOnly(st),
 		conns:    map[*serverConn]struct{}{},
 		lastTid:  st.LastTransaction(),
 	}
@@ -345,6 +345,11 @@ func newStorageState(ctx context.Context, s *Server, name string, st Storage, qs
 		ss.invq = []Invalidation{{Tid: ss.lastTid}}
 	}
 	return ss, nil
+}
+
+func reportsReadOnly(st Storage) bool {
+	r, ok := st.(ReadOnlyReporter)
+	return ok && r.ReadOnly()
 }
 
 // nextTid chooses the tid of a transaction being voted now.

@@ -171,3 +171,10 @@ type Invalidation struct {
 	Tid  Tid
 	Oids []Oid
 }
+
+// ReadOnlyReporter is implemented by storages that can be opened read-only
+// (zeo.conf <filestorage> read-only true): the server then refuses
+// writable registrations on them, as with Server.ReadOnlyStorages.
+type ReadOnlyReporter interface {
+	ReadOnly() bool
+}
