@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -417,13 +418,21 @@ func TestServeCrash(t *testing.T) {
 
 // startChild runs serve on path in a child process and returns its address
 // and a function that kills it with SIGKILL (idempotent).
-func startChild(t *testing.T, dir, path string) (string, func()) {
+func startChild(t *testing.T, dir, path string, args ...string) (string, func()) {
+	t.Helper()
+	addr, kill, _ := startChildCmd(t, dir, path, args...)
+	return addr, kill
+}
+
+// startChildCmd is startChild that also returns the command (for signals
+// and the exit status); args, if any, replace the default serve arguments.
+func startChildCmd(t *testing.T, dir, path string, args ...string) (string, func(), *exec.Cmd) {
 	t.Helper()
 	addrFile := filepath.Join(dir, "addr")
 	os.Remove(addrFile)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeCrash$")
-	cmd.Env = append(os.Environ(), "ZODBCTL_SERVE_CHILD="+path, "ZODBCTL_SERVE_ADDR_FILE="+addrFile)
-	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), "ZODBCTL_SERVE_CHILD="+path, "ZODBCTL_SERVE_ADDR_FILE="+addrFile,
+		"ZODBCTL_SERVE_ARGS="+strings.Join(args, "\n"))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -437,13 +446,13 @@ func startChild(t *testing.T, dir, path string) (string, func()) {
 	t.Cleanup(kill)
 	for i := 0; i < 500; i++ {
 		if b, err := os.ReadFile(addrFile); err == nil && strings.HasSuffix(string(b), "\n") {
-			return strings.TrimSpace(string(b)), kill
+			return strings.TrimSpace(string(b)), kill, cmd
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	kill()
 	t.Fatal("child server did not start")
-	return "", nil
+	return "", nil, nil
 }
 
 // serveChild is the child side of TestServeCrash.
@@ -451,6 +460,79 @@ func serveChild() {
 	serveStarted = func(a net.Addr, _ func()) {
 		renameio.WriteFile(os.Getenv("ZODBCTL_SERVE_ADDR_FILE"), []byte(a.String()+"\n"), 0o644)
 	}
-	code := Run([]string{"zodbctl", "serve", "-a", "127.0.0.1:0", "-f", os.Getenv("ZODBCTL_SERVE_CHILD")}, io.Discard, io.Discard)
+	args := []string{"zodbctl", "serve", "-a", "127.0.0.1:0", "-f", os.Getenv("ZODBCTL_SERVE_CHILD")}
+	if a := os.Getenv("ZODBCTL_SERVE_ARGS"); a != "" {
+		args = append([]string{"zodbctl", "serve"}, strings.Split(a, "\n")...)
+	}
+	code := Run(args, io.Discard, os.Stderr)
 	os.Exit(code)
+}
+
+// TestServeSignals: a real process with an <eventlog> file: SIGUSR2 and
+// SIGHUP reopen the log after rotation, SIGTERM stops it with exit 0,
+// the pid file removed and Data.fs.index saved.
+func TestServeSignals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("child processes")
+	}
+	dir := t.TempDir()
+	data, logf, pid := filepath.Join(dir, "Data.fs"), filepath.Join(dir, "zeo.log"), filepath.Join(dir, "zeo.pid")
+	conf := filepath.Join(dir, "zeo.conf")
+	os.WriteFile(conf, []byte("<zeo>\n  address 127.0.0.1:0\n  pid-filename "+pid+"\n</zeo>\n<filestorage 1>\n  path "+data+
+		"\n</filestorage>\n<eventlog>\n  <logfile>\n    path "+logf+"\n  </logfile>\n</eventlog>\n"), 0o644)
+	addr, _, cmd := startChildCmd(t, dir, data, "-C", conf)
+	c := zeoDial(t, addr, "1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := zeoCommit(ctx, c, 1, 0, 0, []byte("root")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if b, err := os.ReadFile(pid); err != nil || string(b) != strconv.Itoa(cmd.Process.Pid)+"\n" {
+		t.Errorf("pid file %q %v", b, err)
+	}
+	for i, sig := range []syscall.Signal{syscall.SIGUSR2, syscall.SIGHUP} {
+		rotated := fmt.Sprintf("%s.%d", logf, i)
+		if err := os.Rename(logf, rotated); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Process.Signal(sig)
+		serveWaitFor(t, func() bool {
+			b, _ := os.ReadFile(logf)
+			return strings.Contains(string(b), "Log files reopened successfully")
+		})
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	b, _ := os.ReadFile(logf)
+	for _, want := range []string{"terminated by SIGTERM", "closing storage '1'", "removed PID file"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("log lacks %q:\n%s", want, b)
+		}
+	}
+	if b, _ := os.ReadFile(logf + ".0"); !strings.Contains(string(b), "committed") {
+		t.Errorf("first log lacks the commit:\n%s", b)
+	}
+	if _, err := os.Stat(pid); !os.IsNotExist(err) {
+		t.Errorf("pid file left: %v", err)
+	}
+	if _, err := os.Stat(data + ".index"); err != nil {
+		t.Error(err)
+	}
+	if err := fsformat.Verify(data, fsformat.VerifyOptions{}); err != nil {
+		t.Error(err)
+	}
+}
+
+func serveWaitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 250; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("timed out")
 }
