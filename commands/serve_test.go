@@ -3,8 +3,15 @@ package commands
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -535,4 +542,88 @@ func serveWaitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("timed out")
+}
+
+// TestServeTLS: <ssl> in <zeo> makes serve speak TLS and require a client
+// certificate signed by the authenticate CA.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := makeCert(t, dir, "ca", nil, nil)
+	makeCert(t, dir, "server", ca, caKey)
+	makeCert(t, dir, "client", ca, caKey)
+	otherCA, otherKey := makeCert(t, dir, "other", nil, nil)
+	makeCert(t, dir, "stranger", otherCA, otherKey)
+	conf := filepath.Join(dir, "zeo.conf")
+	os.WriteFile(conf, []byte("<zeo>\n  address 127.0.0.1:0\n  <ssl>\n    certificate "+dir+"/server.pem\n    key "+dir+"/server.key\n"+
+		"    authenticate "+dir+"/ca.pem\n  </ssl>\n</zeo>\n<filestorage 1>\n  path "+dir+"/Data.fs\n</filestorage>\n"), 0o644)
+	addr, stop, done := startServe(t, "-C", conf)
+	dialTLS := func(who string) error {
+		cfg, err := zeowire.ClientTLSConfig(dir+"/"+who+".pem", dir+"/"+who+".key", dir+"/ca.pem", "127.0.0.1", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := zeowire.Dial(ctx, addr, zeowire.ClientOptions{Heartbeat: -1, TLS: cfg})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := c.Register(ctx, "1", false); err != nil {
+			return err
+		}
+		_, err = zeoCommit(ctx, c, 1, 0, 0, []byte("over TLS"))
+		return err
+	}
+	if err := dialTLS("client"); err != nil {
+		t.Fatalf("client with a certificate: %v", err)
+	}
+	if err := dialTLS("stranger"); err == nil {
+		t.Error("a client certificate from another CA was accepted")
+	}
+	stop()
+	if r := <-done; r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// makeCert writes NAME.pem and NAME.key: a CA when parent is nil, else a
+// certificate for 127.0.0.1 signed by parent.
+func makeCert(t *testing.T, dir, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	signer, signerKey := tmpl, key
+	if parent == nil {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+	} else {
+		signer, signerKey = parent, parentKey
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }
