@@ -84,7 +84,13 @@ type AddrError struct {
 	Err  error
 }
 
-func (e *AddrError) Error() string { return e.Addr + ": " + e.Op + ": " + e.Err.Error() }
+func (e *AddrError) Error() string {
+	msg := e.Err.Error()
+	if strings.HasPrefix(msg, e.Op+": ") { // zeowire names the call already
+		return e.Addr + ": " + msg
+	}
+	return e.Addr + ": " + e.Op + ": " + msg
+}
 func (e *AddrError) Unwrap() error { return e.Err }
 
 // UnreachableError reports that no server answered (within Options.Wait).
