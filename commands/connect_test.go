@@ -3,9 +3,16 @@ package commands
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net"
 	"os"
 	"os/signal"
@@ -811,5 +818,76 @@ func TestConnectHelp(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("help lacks %q", want)
 		}
+	}
+}
+
+// connWriteCerts writes a CA, a server certificate for 127.0.0.1 and a
+// client certificate (PEM) into dir.
+func connWriteCerts(t *testing.T, dir string) {
+	t.Helper()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	write := func(name, typ string, der []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caKey := newKey()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ = x509.ParseCertificate(caDER)
+	write("ca.pem", "CERTIFICATE", caDER)
+	for i, name := range []string{"server", "client"} {
+		k := newKey()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+		if name == "server" {
+			tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(name+".pem", "CERTIFICATE", der)
+		kder, _ := x509.MarshalECPrivateKey(k)
+		write(name+".key", "EC PRIVATE KEY", kder)
+	}
+}
+
+func TestConnectTLS(t *testing.T) {
+	connNoLeaks(t)
+	dir := t.TempDir()
+	connWriteCerts(t, dir)
+	p := func(n string) string { return filepath.Join(dir, n) }
+	tc, err := zeowire.ServerTLSConfig(p("server.pem"), p("server.key"), p("ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := connMemFromFile(t, connBasicFS)
+	s := connStartZEO(t, false, st, func(srv *zeowire.Server) { srv.TLSConfig = tc })
+	out, errOut, code := connectRun("-s", s.addr, "--tls-ca", p("ca.pem"), "--tls-cert", p("client.pem"), "--tls-key", p("client.key"), "last-tid")
+	if code != 0 || out != st.LastTransaction().String()+"\n" {
+		t.Errorf("TLS: %d %q %q", code, out, errOut)
+	}
+	// The server requires a client certificate.
+	_, errOut, code = connectRun("-s", s.addr, "--tls-ca", p("ca.pem"), "last-tid")
+	if code != exitConnUnreachable || !strings.HasPrefix(errOut, "zodbctl connect: "+s.addr+": connect: ") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("no client certificate: %d %q", code, errOut)
+	}
+	// A plain client gets nowhere either.
+	_, errOut, code = connectRun("-s", s.addr, "--timeout", "1s", "last-tid")
+	if code != exitConnUnreachable || !strings.HasPrefix(errOut, "zodbctl connect: "+s.addr+": connect: ") {
+		t.Errorf("plain client: %d %q", code, errOut)
 	}
 }
