@@ -36,6 +36,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/zodbctl/zodbctl/fsformat"
@@ -136,9 +137,25 @@ func Open(path string, opt Options) (*Store, error) {
 		if s.lock != nil {
 			s.lock.Unlock()
 		}
-		return nil, err
+		return nil, plainFormatError(err)
 	}
 	return s, nil
+}
+
+// fsMessageError is a *fsformat.FormatError shown with FileStorage's own
+// message alone when that message already names the file and position
+// ("Data.fs has invalid transaction header at 34991").
+type fsMessageError struct{ fe *fsformat.FormatError }
+
+func (e *fsMessageError) Error() string { return e.fe.Msg }
+func (e *fsMessageError) Unwrap() error { return e.fe }
+
+func plainFormatError(err error) error {
+	var fe *fsformat.FormatError
+	if errors.As(err, &fe) && fe.File != "" && strings.Contains(fe.Msg, fe.File) {
+		return &fsMessageError{fe}
+	}
+	return err
 }
 
 func (s *Store) warn(msg string) {
@@ -157,7 +174,7 @@ func (s *Store) open() error {
 		}
 		idx := fsindex.New()
 		li := &lockedIndex{mu: &s.mu, x: idx, scanning: true}
-		res, err := fsformat.ScanIndex(f, s.path, li, nil)
+		res, err := fsformat.ScanIndex(f, s.path, li, s.warn)
 		if err != nil {
 			f.Close()
 			return err
