@@ -66,7 +66,13 @@ being finished complete, others are aborted, storages are closed
 (Data.fs.index saved), the pid file removed. SIGHUP and SIGUSR2 reopen the log
 file (for rotation; runzeo exits on SIGHUP so that zdaemon restarts it, serve
 does not). The pid file is written unless the server is read-only.
---metrics ADDR serves Prometheus text metrics at http://ADDR/metrics.`
+--metrics ADDR serves Prometheus text metrics at http://ADDR/metrics.
+
+Storages: <filestorage> (served from the Data.fs itself, as FileStorage
+writes it: Data.fs.lock, Data.fs.index saved on stop, an interrupted last
+transaction moved to Data.fs.trN at start, blobs in a bushy blob-dir),
+<blobstorage> over a <filestorage>, and <mappingstorage> (in memory). Frames
+over 256 MiB close the connection that sent them.`
 	inner := serveCommand.Action
 	serveCommand.Action = func(c *cli.Context) error {
 		if !c.IsSet("configure") && !c.IsSet("address") && !c.IsSet("filename") && !c.Bool("check") && c.NArg() == 0 {
