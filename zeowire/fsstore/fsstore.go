@@ -79,6 +79,7 @@ type Store struct {
 	f       *os.File     // read handle (the Appender's file when writable)
 	mm      []byte       // read-only mapping of f (see mmap.go); nil: pread
 	app     *fsformat.Appender
+	li      *lockedIndex // the Appender's view of idx (nil when read-only)
 	idx     *fsindex.Index
 	end     int64 // end of the committed data
 	last    zeowire.Tid
@@ -99,13 +100,23 @@ var (
 	_ zeowire.BlobStorage        = (*Store)(nil)
 )
 
-// lockedIndex is the fsformat.Index the Appender fills and updates; Set
-// takes the write lock so that loads never see the map mid-update.
+// lockedIndex is the fsformat.Index the Appender fills and updates. After
+// the open scan, the positions the Appender sets at Commit are held back
+// in pending and applied by Finish together with the new end of data, under
+// the write lock: a reader never sees an index entry past the end it
+// checks positions against. Get reads the committed map (what the Appender
+// needs for prev pointers, too).
 type lockedIndex struct {
 	mu *sync.RWMutex
 	x  *fsindex.Index
 	// scanning: set while Open fills the index (no readers yet).
 	scanning bool
+	pending  []indexEntry // only touched under the storage's commitMu
+}
+
+type indexEntry struct {
+	oid fsformat.Oid
+	pos int64
 }
 
 func (l *lockedIndex) Get(oid fsformat.Oid) (int64, bool) {
@@ -118,11 +129,19 @@ func (l *lockedIndex) Get(oid fsformat.Oid) (int64, bool) {
 }
 
 func (l *lockedIndex) Set(oid fsformat.Oid, pos int64) {
-	if !l.scanning {
-		l.mu.Lock()
-		defer l.mu.Unlock()
+	if l.scanning {
+		l.x.Set(uint64(oid), uint64(pos))
+		return
 	}
-	l.x.Set(uint64(oid), uint64(pos))
+	l.pending = append(l.pending, indexEntry{oid, pos})
+}
+
+// apply moves the pending entries into the map; the caller holds mu.
+func (l *lockedIndex) apply() {
+	for _, e := range l.pending {
+		l.x.Set(uint64(e.oid), uint64(e.pos))
+	}
+	l.pending = l.pending[:0]
 }
 
 // Open opens (writable: creating if missing) the FileStorage at path.
@@ -216,6 +235,7 @@ func (s *Store) open() error {
 		return err
 	}
 	li.scanning = false
+	s.li = li
 	app.Durable = true
 	maxOid, _ := idx.MaxOid()
 	s.f, s.app, s.idx, s.end, s.last = app.File(), app, idx, app.Pos(), zeowire.Tid(app.LastTid())

@@ -6,11 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -636,4 +639,94 @@ func TestBlobUndo(t *testing.T) {
 	if _, err := st.OpenBlob(ctx, 1, tid+1); !isPOSKey(err) {
 		t.Errorf("missing blob: %v", err)
 	}
+}
+
+// TestConcurrentLoads: readers load, walk history and iterate while a
+// writer commits and a pack swaps the file; every answer is consistent
+// (run it with -race).
+func TestConcurrentLoads(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	var tid zeowire.Tid = zeowire.TidFromTime(time.Now().Add(-time.Hour))
+	serials := map[zeowire.Oid]zeowire.Tid{}
+	commit := func(n int) {
+		tid++
+		tx, err := st.Begin(ctx, zeowire.TxnMeta{Tid: tid})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		oid := zeowire.Oid(n % 10)
+		if err := tx.Store(oid, serials[oid], []byte(fmt.Sprintf("oid %d rev %d", oid, n))); err != nil {
+			t.Error(err)
+			tx.Abort()
+			return
+		}
+		tx.Vote()
+		if err := tx.Finish(); err != nil {
+			t.Error(err)
+		}
+		serials[oid] = tid
+	}
+	for i := 0; i < 10; i++ {
+		commit(i)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				oid := zeowire.Oid((i + r) % 10)
+				last := st.LastTransaction()
+				rev, ok, err := st.LoadBefore(ctx, oid, zeowire.Tid(1<<62))
+				if err != nil || !ok || !strings.HasPrefix(string(rev.Data), fmt.Sprintf("oid %d ", oid)) || rev.Start > st.LastTransaction() || rev.End != 0 {
+					t.Errorf("load %s: %q %v %v", oid, rev.Data, ok, err)
+					return
+				}
+				_ = last
+				if h, err := st.History(ctx, oid, 3); err != nil || len(h) == 0 {
+					t.Errorf("history %s: %v", oid, err)
+					return
+				}
+				if i%50 == 0 {
+					it, err := st.Iterate(ctx, 0, 0)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for {
+						_, _, ok, err := it.Next()
+						if err != nil {
+							t.Error(err)
+						}
+						if !ok || err != nil {
+							break
+						}
+					}
+					it.Close()
+				}
+			}
+		}(r)
+	}
+	for i := 10; i < 300; i++ {
+		commit(i)
+		if i == 150 {
+			if err := st.Pack(ctx, tid.Seconds()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(done)
+	wg.Wait()
 }

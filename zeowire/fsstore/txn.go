@@ -395,9 +395,11 @@ func (t *txn) Finish() error {
 	t.ended = true
 	defer s.commitMu.Unlock()
 	if _, err := s.app.Commit(); err != nil {
+		s.li.pending = s.li.pending[:0]
 		return fmt.Errorf("%s: commit: %w", s.path, err)
 	}
 	s.mu.Lock()
+	s.li.apply()
 	s.end = s.app.Pos()
 	s.remap(s.end)
 	s.last = t.meta.Tid
