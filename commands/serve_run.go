@@ -228,7 +228,7 @@ func openFileStorage(fc *mkinstance.FileStorageConfig, blobDir string, serverRO 
 			return nil, false, err
 		}
 	}
-	st, err := fsstore.Open(fc.Path, fsstore.Options{ReadOnly: ro, BlobDir: blobDir, PackGC: fc.PackGC, PackKeepOld: fc.PackKeepOld, Warn: warn})
+	st, err := fsstore.Open(fc.Path, fsstore.Options{ReadOnly: ro, BlobDir: blobDir, PackGC: fc.PackGC, PackKeepOld: fc.PackKeepOld, Quota: fc.Quota, Warn: warn})
 	if err != nil {
 		return nil, false, err
 	}

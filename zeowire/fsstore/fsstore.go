@@ -59,6 +59,9 @@ type Options struct {
 	PackGC bool
 	// PackKeepOld keeps Data.fs.old after a pack (FileStorage's default).
 	PackKeepOld bool
+	// Quota, if positive, is FileStorage's quota: a store whose record
+	// would start past this many bytes fails with FileStorageQuotaError.
+	Quota int64
 	// Warn receives FileStorage's open-time messages (truncation, tid
 	// reduction...). Nil drops them.
 	Warn func(string)

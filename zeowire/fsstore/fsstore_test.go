@@ -730,3 +730,33 @@ func TestConcurrentLoads(t *testing.T) {
 	close(done)
 	wg.Wait()
 }
+
+// TestQuota: a store past the quota fails the transaction, which leaves
+// nothing in the file.
+func TestQuota(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	ts := startServer(t, path, Options{Quota: 200}, nil)
+	c := dial(t, ts.addr)
+	cx := tctx(t)
+	t1, err := commitTxn(cx, c, 1, nil, nil, nil, nil, store{0, 0, make([]byte, 100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := ts.store.Info().Size
+	_, err = commitTxn(cx, c, 2, nil, nil, nil, nil, store{0, t1, make([]byte, 100)}, store{1, 0, make([]byte, 100)})
+	var re *zeowire.RemoteError
+	if !errors.As(err, &re) || re.Class != "ZODB.FileStorage.FileStorage.FileStorageQuotaError" {
+		t.Fatalf("over quota: %v", err)
+	}
+	if ts.store.Info().Size != size || ts.store.LastTransaction() != t1 {
+		t.Error("failed transaction visible")
+	}
+	c.Close()
+	ts.stop(t)
+	if err := fsformat.Verify(path, fsformat.VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != size {
+		t.Errorf("file %d bytes, want %d", fi.Size(), size)
+	}
+}

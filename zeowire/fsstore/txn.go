@@ -160,8 +160,15 @@ func (t *txn) Store(oid zeowire.Oid, serial zeowire.Tid, data []byte) error {
 	if len(data) == 0 {
 		return fmt.Errorf("%s: store of oid %s with empty data", t.s.path, oid)
 	}
-	if _, err := t.s.app.Store(fsformat.Oid(oid), data); err != nil {
+	pos, err := t.s.app.Store(fsformat.Oid(oid), data)
+	if err != nil {
 		return err
+	}
+	if q := t.s.opt.Quota; q > 0 && pos > q {
+		// Written into the uncommitted transaction only: the failed
+		// vote aborts it.
+		return &zeowire.RemoteError{Class: "ZODB.FileStorage.FileStorage.FileStorageQuotaError",
+			Args: zeowire.Tuple{"The storage quota has been exceeded."}}
 	}
 	t.written[oid] = true
 	return nil
