@@ -84,12 +84,14 @@ func connectSubcommands() []*cli.Command {
 			Flags:  []cli.Flag{jsonFlag(), &cli.BoolFlag{Name: "ruok", Usage: "use the ruok probe instead of registering"}},
 			Action: runConnectStatus},
 		{Name: "check", Usage: "health check like zeoup: connect, load the root, commit a trivial transaction",
-			Description: `Connects, loads the root object and, unless --nowrite, commits a
-transaction that stores the root object again unchanged (an empty storage
-gets an empty PersistentMapping root, as ZODB creates it). A conflict counts
-as healthy: the server took part in a commit. Prints "Elapsed time: S" on
-success; exit 0 healthy, 1 unhealthy (one line on stdout saying why), 2
-unreachable.`,
+			Description: `Connects, loads the root object and, unless --nowrite, does what zeoup
+does: increments root['monitor']['zeoup'].value (a ZODB.tests.MinPO.MinPO in
+a PersistentMapping, both created when missing; an empty storage first gets
+its root, as ZODB creates it) and commits. An object is only rewritten when
+zodbctl re-pickles it to its exact bytes; otherwise the root is stored again
+unchanged (--json: "mode": "rewrite-root"). A conflict counts as healthy:
+the server took part in a commit. Prints "Elapsed time: S" on success; exit
+0 healthy, 1 unhealthy (one line on stdout saying why), 2 unreachable.`,
 			Flags:  []cli.Flag{jsonFlag(), &cli.BoolFlag{Name: "nowrite", Usage: "only read the root object"}},
 			Action: runConnectCheck},
 		{Name: "last-tid", Usage: "the last committed tid", Flags: []cli.Flag{jsonFlag()}, Action: runConnectLastTid},

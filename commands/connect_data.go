@@ -363,7 +363,7 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 func refText(id any) string {
 	oidText := func(v any) string {
 		if b, ok := v.([]byte); ok && len(b) == 8 {
-			return fmt.Sprintf("%016x", zeowire.Oid(fsformat.OidFromBytes(b)))
+			return fmt.Sprintf("%016x", uint64(fsformat.OidFromBytes(b)))
 		}
 		return pyRepr(v)
 	}

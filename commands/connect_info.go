@@ -276,6 +276,7 @@ func runConnectCheck(c *cli.Context) error {
 		Address string  `json:"address,omitempty"`
 		Storage string  `json:"storage"`
 		Wrote   bool    `json:"wrote"`
+		Mode    string  `json:"mode,omitempty"` // zeoup, or rewrite-root (see zeoupCommit)
 		Tid     string  `json:"tid,omitempty"`
 		Elapsed float64 `json:"elapsed"`
 		Error   string  `json:"error,omitempty"`
@@ -315,7 +316,7 @@ func runConnectCheck(c *cli.Context) error {
 	}
 	defer cl.Close()
 	res.Address = cl.Addr()
-	rev, ok, err := cl.LoadBefore(c.Context, 0, zeowire.MaxTid)
+	_, ok, err := cl.LoadBefore(c.Context, 0, zeowire.MaxTid)
 	var pk *zeowire.POSKeyError
 	missing := errors.As(err, &pk) || (err == nil && !ok)
 	if err != nil && !missing || (missing && nowrite) {
@@ -326,15 +327,11 @@ func runConnectCheck(c *cli.Context) error {
 		return finish(1, checkErrText(err))
 	}
 	if !nowrite {
-		store := client.Store{Oid: 0, Data: emptyRootRecord}
-		if !missing {
-			store = client.Store{Oid: 0, Serial: rev.Start, Data: rev.Data}
-		}
-		tid, err := cl.Commit(c.Context, nil, []byte("zodbctl connect check"), nil, []client.Store{store})
+		tid, mode, err := zeoupCommit(c.Context, cl)
 		var ce *zeowire.ConflictError
 		switch {
 		case err == nil:
-			res.Wrote, res.Tid = true, tid.String()
+			res.Wrote, res.Tid, res.Mode = true, tid.String(), mode
 		case errors.As(err, &ce):
 			// The server took part in a commit: healthy, as for zeoup.
 		default:

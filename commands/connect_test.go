@@ -350,7 +350,8 @@ func TestConnectSubcommands(t *testing.T) {
 
 		out, _, code = connectRun("-s", s.addr, "cat", "0")
 		if code != 0 || !strings.Contains(out, "class: persistent.mapping.PersistentMapping\n") ||
-			!strings.Contains(out, "attributes:\n  data: {") || !strings.Contains(out, "references:\n  0000000000000001") {
+			!strings.Contains(out, "attributes:\n  data: {") || !strings.Contains(out, "references:\n  0000000000000001") ||
+			!strings.Contains(out, "<ref 0000000000000001 ") {
 			t.Errorf("cat: %s", out)
 		}
 		out, _, code = connectRun("-s", s.addr, "cat", "0", "--json")
@@ -407,15 +408,34 @@ func TestConnectSubcommands(t *testing.T) {
 		before := st.LastTransaction()
 		out, _, code = connectRun("-s", s.addr, "check", "--json")
 		j = connJsonLinesOf(t, out)
-		if code != 0 || j[0]["status"] != "healthy" || j[0]["wrote"] != true || st.LastTransaction() <= before {
+		if code != 0 || j[0]["status"] != "healthy" || j[0]["wrote"] != true || j[0]["mode"] != "zeoup" || st.LastTransaction() <= before {
 			t.Errorf("check: %d %s", code, out)
 		}
-		after, _, _ := st.LoadBefore(ctx, 0, zeowire.MaxTid)
-		root, _, _ := st.LoadBefore(ctx, 0, before+1)
-		if !bytes.Equal(after.Data, root.Data) {
-			t.Errorf("check changed the root")
+		// basic.fs's root got 'monitor' appended, everything else intact.
+		oldRoot, _, _ := st.LoadBefore(ctx, 0, before+1)
+		newRoot, _, _ := st.LoadBefore(ctx, 0, zeowire.MaxTid)
+		oldState, newState := connState(t, oldRoot.Data), connState(t, newRoot.Data)
+		want := strings.TrimSuffix(oldState, "}}") + ", 'monitor': <ref "
+		if !strings.HasPrefix(newState, want) || !strings.HasSuffix(newState, " persistent.mapping.PersistentMapping>}}") {
+			t.Errorf("root after check:\n%s\nwas\n%s", newState, oldState)
 		}
 	})
+}
+
+// connState is the decoded state pickle of a record, as pyRepr shows it.
+func connState(t *testing.T, data []byte) string {
+	t.Helper()
+	d := pickle.NewDecoder(data)
+	d.FindGlobal = pickle.AnyGlobal
+	cls, err := d.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pyRepr(cls) + " " + pyRepr(st)
 }
 
 func connItoa(n int64) string { return string(connAppendInt(nil, n)) }
@@ -447,18 +467,55 @@ func TestConnectCheckEmptyAndReadOnly(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "Elapsed time: ") {
 		t.Errorf("empty write: %d %q", code, out)
 	}
-	rev, _, err := st.LoadBefore(context.Background(), 0, zeowire.MaxTid)
-	if err != nil || !bytes.Equal(rev.Data, emptyRootRecord) {
-		t.Errorf("root %q %v", rev.Data, err)
+	// The records zeoup writes on an empty storage (zeo-admin-tools.md
+	// §5.2), after the root ZODB creates in its own transaction.
+	ctx := context.Background()
+	wantStates := []string{
+		"persistent.mapping.PersistentMapping {'data': {'monitor': <ref 0000000000000001 persistent.mapping.PersistentMapping>}}",
+		"persistent.mapping.PersistentMapping {'data': {'zeoup': <ref 0000000000000002 ZODB.tests.MinPO.MinPO>}}",
+		"ZODB.tests.MinPO.MinPO {'value': 1}",
 	}
-	// The empty root decodes as ZODB writes it.
-	d := pickle.NewDecoder(emptyRootRecord)
-	d.FindGlobal = pickle.AnyGlobal
-	cls, err1 := d.Decode()
-	state, err2 := d.Decode()
-	if err1 != nil || err2 != nil || cls != (pickle.Global{Module: "persistent.mapping", Name: "PersistentMapping"}) ||
-		pyRepr(state) != `{'data': {}}` || d.Offset() != len(emptyRootRecord) {
-		t.Errorf("empty root: %v %v %v %v", cls, state, err1, err2)
+	for i, want := range wantStates {
+		rev, _, err := st.LoadBefore(ctx, zeowire.Oid(i), zeowire.MaxTid)
+		if err != nil || connState(t, rev.Data) != want {
+			t.Errorf("oid %d: %v %s, want %s", i, err, connState(t, rev.Data), want)
+		}
+	}
+	if h, _ := st.History(ctx, 0, 10); len(h) != 2 || string(h[1].Description) != "initial database creation" {
+		t.Errorf("root history %+v", h)
+	}
+	first, _, _ := st.LoadBefore(ctx, 0, st.LastTransaction())
+	if !bytes.Equal(first.Data, emptyRootRecord) {
+		t.Errorf("initial root %q", first.Data)
+	}
+	// Again: only the counter changes.
+	last := st.LastTransaction()
+	out, _, code = connectRun("-s", s.addr, "check", "--json")
+	if j := connJsonLinesOf(t, out); code != 0 || j[0]["mode"] != "zeoup" {
+		t.Errorf("second check: %d %s", code, out)
+	}
+	rev, _, _ := st.LoadBefore(ctx, 2, zeowire.MaxTid)
+	if h, _ := st.History(ctx, 0, 10); len(h) != 2 || connState(t, rev.Data) != "ZODB.tests.MinPO.MinPO {'value': 2}" || rev.Start <= last {
+		t.Errorf("second check wrote %s", connState(t, rev.Data))
+	}
+	// A root zodbctl cannot re-pickle exactly is stored again unchanged.
+	odd := connMemFromFile(t, connBasicFS)
+	odd2 := connStartZEO(t, false, odd)
+	rootRev, _, _ := odd.LoadBefore(ctx, 0, zeowire.MaxTid)
+	// Same state, but with a memo PUT the C pickler would not write.
+	weird := append(bytes.Clone(rootRev.Data[:len(rootRev.Data)-1]), 'p', '9', '9', '\n', '0', '.')
+	cl, err := client.Connect(ctx, client.Options{Addrs: []string{odd2.addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Commit(ctx, nil, nil, nil, []client.Store{{Oid: 0, Serial: rootRev.Start, Data: weird}}); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	out, _, code = connectRun("-s", odd2.addr, "check", "--json")
+	rootNow, _, _ := odd.LoadBefore(ctx, 0, zeowire.MaxTid)
+	if j := connJsonLinesOf(t, out); code != 0 || j[0]["mode"] != "rewrite-root" || !bytes.Equal(rootNow.Data, weird) {
+		t.Errorf("odd root: %d %s", code, out)
 	}
 
 	ro := connStartZEO(t, true, st, func(s *zeowire.Server) { s.ReadOnly = true })

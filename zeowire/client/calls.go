@@ -513,3 +513,28 @@ func (c *Client) Commit(ctx context.Context, user, description []byte, ext zeowi
 	}
 	return tid, nil
 }
+
+// NewOids allocates new object ids (new_oids(); the server hands out up
+// to 100, in ascending order).
+func (c *Client) NewOids(ctx context.Context) ([]zeowire.Oid, error) {
+	var oids []zeowire.Oid
+	err := c.do(ctx, "new_oids", func(conn *zeowire.ClientConn) error {
+		r, err := conn.Call(ctx, "new_oids")
+		if err != nil {
+			return err
+		}
+		oids = oids[:0]
+		for _, v := range seq(r) {
+			oid, err := zeowire.AsOid(v)
+			if err != nil {
+				return fmt.Errorf("malformed reply %s", zeowire.Repr(r))
+			}
+			oids = append(oids, oid)
+		}
+		if len(oids) == 0 {
+			return fmt.Errorf("malformed reply %s", zeowire.Repr(r))
+		}
+		return nil
+	})
+	return oids, err
+}
