@@ -627,3 +627,54 @@ func makeCert(t *testing.T, dir, name string, parent *x509.Certificate, parentKe
 	}
 	return cert, key
 }
+
+// TestServeUnixMappingReadOnly: a Unix-socket address, a <mappingstorage>
+// and a read-only <filestorage> in one config.
+func TestServeUnixMappingReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "zeo.sock")
+	ro := filepath.Join(dir, "ro.fs")
+	// The read-only file must exist: make it with a root.
+	st, err := fsstore.Open(ro, fsstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	conf := filepath.Join(dir, "zeo.conf")
+	os.WriteFile(conf, []byte("<zeo>\n  address "+sock+"\n</zeo>\n<mappingstorage m/>\n<filestorage r>\n  path "+ro+"\n  read-only true\n</filestorage>\n"), 0o644)
+	addr, stop, done := startServe(t, "-C", conf)
+	if addr != sock {
+		t.Errorf("address %q", addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := zeoDial(t, sock, "m")
+	if _, err := zeoCommit(ctx, c, 1, 0, 0, []byte("in memory")); err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.GetInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := info.Get("name"); v != "Mapping Storage" {
+		t.Errorf("mapping storage name %v", v)
+	}
+	c.Close()
+	c2, err := zeowire.Dial(ctx, sock, zeowire.ClientOptions{Heartbeat: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.Register(ctx, "r", false); err == nil {
+		t.Error("writable register on a read-only storage accepted")
+	}
+	c2.Close()
+	stop()
+	if r := <-done; r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	} else if !strings.Contains(r.stderr, "r:RO:"+ro) || !strings.Contains(r.stderr, "m:RW:Mapping Storage") {
+		t.Errorf("log:\n%s", r.stderr)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left: %v", err)
+	}
+}
