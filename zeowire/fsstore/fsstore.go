@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/zodbctl/zodbctl/fsformat"
 	"github.com/zodbctl/zodbctl/fsformat/fsindex"
@@ -222,6 +223,27 @@ func (s *Store) open() error {
 		}
 		s.lock = l
 	}
+	fs, err := s.loadWritable()
+	if err != nil {
+		return err
+	}
+	s.install(fs)
+	return nil
+}
+
+// fileState is an opened writable Data.fs, ready to be installed.
+type fileState struct {
+	app     *fsformat.Appender
+	li      *lockedIndex
+	idx     *fsindex.Index
+	last    zeowire.Tid
+	nextOid zeowire.Oid
+}
+
+// loadWritable opens the Appender (full scan, tail repair) without
+// touching the store's state, so that after a pack the scan runs while
+// loads go on from the old file.
+func (s *Store) loadWritable() (*fileState, error) {
 	idx := fsindex.New()
 	li := &lockedIndex{mu: &s.mu, x: idx, scanning: true}
 	var app *fsformat.Appender
@@ -235,16 +257,21 @@ func (s *Store) open() error {
 		app, err = fsformat.OpenAppender(s.path, li, s.warn)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	li.scanning = false
-	s.li = li
 	app.Durable = true
 	maxOid, _ := idx.MaxOid()
-	s.f, s.app, s.idx, s.end, s.last = app.File(), app, idx, app.Pos(), zeowire.Tid(app.LastTid())
+	return &fileState{app: app, li: li, idx: idx, last: zeowire.Tid(app.LastTid()), nextOid: zeowire.Oid(maxOid)}, nil
+}
+
+// install makes fs the store's file; the caller holds mu for writing (or
+// the store is not shared yet).
+func (s *Store) install(fs *fileState) {
+	s.app, s.li, s.idx, s.f = fs.app, fs.li, fs.idx, fs.app.File()
+	s.end = fs.app.Pos()
+	s.last, s.nextOid = max(s.last, fs.last), max(s.nextOid, fs.nextOid)
 	s.remap(s.end)
-	s.nextOid = zeowire.Oid(maxOid)
-	return nil
 }
 
 // Path is the Data.fs path.
@@ -646,21 +673,33 @@ func (s *Store) Iterate(_ context.Context, start, stop zeowire.Tid) (zeowire.Txn
 	if s.closed {
 		return nil, errClosed
 	}
-	f, err := fsformat.NewFile(io.NewSectionReader(s.f, 0, s.end), s.end, s.path)
+	// The iterator outlives this call (and maybe a pack, which closes the
+	// file it replaces): it reads through its own descriptor of the file.
+	fd, err := syscall.Dup(int(s.f.Fd()))
 	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.path, err)
+	}
+	own := os.NewFile(uintptr(fd), s.path)
+	f, err := fsformat.NewFile(io.NewSectionReader(own, 0, s.end), s.end, s.path)
+	if err != nil {
+		own.Close()
 		return nil, err
 	}
-	it := &txnIter{f: f, start: start, stop: stop}
+	it := &txnIter{f: f, own: own, start: start, stop: stop}
 	it.next, it.done = iterPull(f)
 	return it, nil
 }
 
 // Recent implements zeowire.RecentTransactions.
 func (s *Store) Recent(_ context.Context, n int) ([]zeowire.Invalidation, error) {
+	// Held throughout: a pack's reopen closes the old file.
 	s.mu.RLock()
-	end, rf := s.end, s.f
-	s.mu.RUnlock()
-	f, err := fsformat.NewFile(io.NewSectionReader(rf, 0, end), end, s.path)
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	end := s.end
+	f, err := fsformat.NewFile(io.NewSectionReader(s.f, 0, end), end, s.path)
 	if err != nil {
 		return nil, err
 	}
@@ -687,10 +726,14 @@ func (s *Store) Recent(_ context.Context, n int) ([]zeowire.Invalidation, error)
 // UndoLog implements zeowire.Undoable: newest first, only ' ' transactions,
 // stopping at the first packed one, as FileStorage.undoLog.
 func (s *Store) UndoLog(_ context.Context, first, last int, filter func(*zeowire.TxnMeta) bool) ([]zeowire.TxnMeta, error) {
+	// Held throughout: a pack's reopen closes the old file.
 	s.mu.RLock()
-	end, rf := s.end, s.f
-	s.mu.RUnlock()
-	f, err := fsformat.NewFile(io.NewSectionReader(rf, 0, end), end, s.path)
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	end := s.end
+	f, err := fsformat.NewFile(io.NewSectionReader(s.f, 0, end), end, s.path)
 	if err != nil {
 		return nil, err
 	}
@@ -742,21 +785,20 @@ func (s *Store) Pack(ctx context.Context, t float64) error {
 
 // reopen switches to the packed file; called under commitMu.
 func (s *Store) reopen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	last, next := s.last, s.nextOid
-	s.unmap()
-	if err := s.app.Close(); err != nil {
-		return err
-	}
-	s.app = nil
-	if err := s.open(); err != nil {
+	fs, err := s.loadWritable()
+	if err != nil {
+		s.mu.Lock()
 		s.closed = true
+		s.mu.Unlock()
 		return fmt.Errorf("%s: reopening after pack: %w", s.path, err)
 	}
-	s.last, s.nextOid = max(s.last, last), max(s.nextOid, next)
+	s.mu.Lock()
+	s.unmap()
+	old := s.app
+	s.install(fs)
+	s.mu.Unlock()
 	s.snapMu.Lock()
 	s.snap = nil
 	s.snapMu.Unlock()
-	return nil
+	return old.Close()
 }

@@ -760,3 +760,56 @@ func TestQuota(t *testing.T) {
 		t.Errorf("file %d bytes, want %d", fi.Size(), size)
 	}
 }
+
+// TestIteratorAcrossPack: an iterator opened before a pack reads on from
+// the file it started with.
+func TestIteratorAcrossPack(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	tid := zeowire.TidFromTime(time.Now().Add(-time.Hour))
+	var serial zeowire.Tid
+	for i := 0; i < 20; i++ {
+		tid++
+		tx, _ := st.Begin(ctx, zeowire.TxnMeta{Tid: tid})
+		if err := tx.Store(0, serial, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		tx.Vote()
+		if err := tx.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		serial = tid
+	}
+	it, err := st.Iterate(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	if _, _, ok, err := it.Next(); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := st.Pack(ctx, tid.Seconds()+10); err != nil {
+		t.Fatal(err)
+	}
+	n := 1
+	for {
+		_, _, ok, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		n++
+	}
+	if n != 20 {
+		t.Errorf("%d transactions, want the 20 of the unpacked file", n)
+	}
+	if st.Info().Length != 1 {
+		t.Errorf("length %d", st.Info().Length)
+	}
+}

@@ -17,6 +17,7 @@ import (
 // txnIter adapts fsformat's transaction iterator to zeowire.TxnIterator.
 type txnIter struct {
 	f           *fsformat.File
+	own         *os.File // the iterator's own descriptor
 	start, stop zeowire.Tid
 	next        func() (*fsformat.Txn, error, bool)
 	done        func()
@@ -75,7 +76,15 @@ func (it *txnIter) Next() (zeowire.TxnMeta, []zeowire.DataRecord, bool, error) {
 	}
 }
 
-func (it *txnIter) Close() error { it.done(); return nil }
+func (it *txnIter) Close() error {
+	if it.own == nil {
+		return nil
+	}
+	it.done()
+	err := it.own.Close()
+	it.own = nil
+	return err
+}
 
 // Begin implements zeowire.Storage. The server calls it at vote time under
 // its commit lock; the storage's own commit mutex is held until Finish or
