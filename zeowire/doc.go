@@ -76,4 +76,26 @@
 // Invalidations are sent through bounded per-connection queues; a client whose
 // queue overflows is disconnected (it reconnects and catches up through
 // getInvalidations) instead of making committers wait for it.
+//
+// # Limits per connection
+//
+// Every limit is a Server field whose zero value means the default:
+//
+//   - MaxFrameSize (256 MiB): a larger frame closes that connection.
+//   - RegisterTimeout (60 s): the TLS handshake, the ZEO handshake and a
+//     successful register must be done by then, or the connection is
+//     closed. Registered connections have no idle timeout (spec 1.4).
+//   - WriteTimeout (60 s): a socket write that makes no progress for this
+//     long fails and closes the connection, which aborts its transaction
+//     and releases the commit lock: a client that stops reading never holds
+//     up the others' commits for longer.
+//   - MaxPendingCalls (16): calls answered from their own goroutine (vote
+//     behind the commit lock, undoLog, undoInfo, pack) running at once. At
+//     the cap the reader stops reading the connection until one finishes —
+//     backpressure, not a disconnect. Every other call is answered by the
+//     reader before it reads the next frame, and a reply it cannot write
+//     stops it too, so unanswered requests are bounded by the socket
+//     buffers and this cap.
+//   - OutboundQueue (1024 messages, 64 MiB): messages from other
+//     connections (invalidations) never wait; a full queue disconnects.
 package zeowire

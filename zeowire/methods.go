@@ -536,7 +536,7 @@ func (c *serverConn) undoCommon(ctx context.Context, m *Message, name string, fi
 		return List{}, nil
 	}
 	// Slow: answered from its own goroutine, like the reference's thread.
-	go func() {
+	if !c.goDeferred(ctx, func() {
 		var filter func(*TxnMeta) bool
 		if spec != nil {
 			filter = func(t *TxnMeta) bool {
@@ -560,7 +560,9 @@ func (c *serverConn) undoCommon(ctx context.Context, m *Message, name string, fi
 			}
 		}
 		c.reply(m.ID, out, err)
-	}()
+	}) {
+		return nil, errCloseConn
+	}
 	return nil, errDeferred
 }
 
@@ -649,13 +651,17 @@ func (c *serverConn) pack(ctx context.Context, m *Message, a []any) (any, error)
 		return nil
 	}
 	if !wait {
-		go run()
+		if !c.goDeferred(ctx, func() { run() }) {
+			return nil, errCloseConn
+		}
 		return nil, nil
 	}
-	go func() {
+	if !c.goDeferred(ctx, func() {
 		err := run()
 		c.reply(m.ID, nil, err)
-	}()
+	}) {
+		return nil, errCloseConn
+	}
 	return nil, errDeferred
 }
 

@@ -8,12 +8,20 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+)
+
+// Defaults of the Server limits.
+const (
+	DefaultRegisterTimeout = 60 * time.Second
+	DefaultWriteTimeout    = 60 * time.Second
+	DefaultMaxPendingCalls = 16
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -66,6 +74,27 @@ type Server struct {
 	TempDir string
 	// TLSConfig, if set, wraps every accepted connection in TLS.
 	TLSConfig *tls.Config
+	// RegisterTimeout is how long a new connection may take to complete
+	// the TLS and ZEO handshakes and register a storage (default
+	// DefaultRegisterTimeout; negative: no limit). A connection that has
+	// not registered by then is closed, so half-open or silent sockets do
+	// not pile up. Registered connections have no idle timeout: Python
+	// clients stay idle for hours (spec 1.4).
+	RegisterTimeout time.Duration
+	// WriteTimeout is how long a write to a client may make no progress
+	// (default DefaultWriteTimeout; negative: no limit). A client that
+	// stops reading is disconnected after it, which aborts its transaction
+	// and releases the commit lock it may hold.
+	WriteTimeout time.Duration
+	// MaxPendingCalls caps the calls of one connection answered later
+	// from their own goroutine (vote waiting for the commit lock, undoLog,
+	// undoInfo, pack) that may run at once (default DefaultMaxPendingCalls).
+	// At the cap the server stops reading that connection until one is
+	// answered: backpressure, not a disconnect. Other calls are answered in
+	// order by the reader and a reply that cannot be written stops the
+	// reading the same way, so a connection never has more than this many
+	// unanswered requests in the server's hands.
+	MaxPendingCalls int
 	// Now is the clock used for tids and the start time (default time.Now).
 	Now func() time.Time
 
@@ -97,6 +126,30 @@ func (s *Server) now() time.Time {
 		return s.Now()
 	}
 	return time.Now()
+}
+
+// limit returns d, def for zero, and 0 (no limit) for a negative d.
+func limit(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+func (s *Server) registerTimeout() time.Duration {
+	return limit(s.RegisterTimeout, DefaultRegisterTimeout)
+}
+
+func (s *Server) writeTimeout() time.Duration { return limit(s.WriteTimeout, DefaultWriteTimeout) }
+
+func (s *Server) maxPendingCalls() int {
+	if s.MaxPendingCalls <= 0 {
+		return DefaultMaxPendingCalls
+	}
+	return s.MaxPendingCalls
 }
 
 func (s *Server) init() error {
@@ -240,13 +293,23 @@ func (s *Server) announcement() string {
 func (s *Server) serveConn(nc net.Conn, id uint64) {
 	defer s.connWG.Done()
 	log := s.log.With("conn", id, "peer", nc.RemoteAddr().String())
+	// Until register succeeds every read and write is bounded by the
+	// registration deadline; register lifts the read deadline.
+	regTimeout := s.registerTimeout()
+	if regTimeout > 0 {
+		nc.SetDeadline(time.Now().Add(regTimeout))
+	}
 	if s.TLSConfig != nil {
 		tc := tls.Server(nc, s.TLSConfig)
 		hctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
-			log.Warn("TLS handshake failed", "error", err)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				log.Warn("not registered in time (TLS handshake); closing", "timeout", regTimeout)
+			} else {
+				log.Warn("TLS handshake failed", "error", err)
+			}
 			nc.Close()
 			return
 		}
@@ -255,7 +318,7 @@ func (s *Server) serveConn(nc net.Conn, id uint64) {
 	fr := NewFrameReader(nc, s.MaxFrameSize)
 	// Register before the handshake so Shutdown can close a connection that
 	// never answers.
-	c := &serverConn{s: s, id: id, nc: nc}
+	c := &serverConn{s: s, id: id, nc: nc, slots: make(chan struct{}, s.maxPendingCalls())}
 	c.setLogger(log)
 	s.mu.Lock()
 	if s.closing.Load() {
@@ -276,6 +339,8 @@ func (s *Server) serveConn(nc net.Conn, id uint64) {
 		var he *HandshakeError
 		if errors.As(err, &he) {
 			log.Warn("bad handshake", "got", fmt.Sprintf("%q", he.Got))
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			log.Warn("not registered in time (ZEO handshake); closing", "timeout", regTimeout)
 		} else if !isDisconnect(err) {
 			log.Warn("handshake failed", "error", err)
 		}
@@ -287,7 +352,10 @@ func (s *Server) serveConn(nc net.Conn, id uint64) {
 		nc.Close()
 		return
 	}
+	// From here on writes have their own deadlines (WriteTimeout).
+	nc.SetWriteDeadline(time.Time{})
 	tr := newTransport(nc, fr, s.OutboundQueue)
+	tr.writeTimeout = s.writeTimeout()
 	tr.codec = codec
 	tr.sent = &s.bytesOut
 	s.mu.Lock()

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // serverConn is one client connection of the server.
@@ -23,6 +25,10 @@ type serverConn struct {
 	st       *storageState
 	readOnly bool
 	label    string
+
+	// slots holds a token per call answered from its own goroutine
+	// (Server.MaxPendingCalls).
+	slots chan struct{}
 
 	iters    map[int64]any
 	nextIter int64
@@ -42,6 +48,30 @@ type serverConn struct {
 func (c *serverConn) logger() *slog.Logger     { return c.log.Load() }
 func (c *serverConn) setLogger(l *slog.Logger) { c.log.Store(l) }
 
+// goDeferred runs fn, a call answered later, on its own goroutine once one
+// of the connection's pending-call slots is free. Waiting for a slot
+// blocks the reader (backpressure). false: the connection or the server
+// closed while waiting, and fn does not run.
+func (c *serverConn) goDeferred(ctx context.Context, fn func()) bool {
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		c.logger().Debug("pending-call cap reached; reading paused", "cap", cap(c.slots))
+		select {
+		case c.slots <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		case <-c.done:
+			return false
+		}
+	}
+	go func() {
+		defer func() { <-c.slots }()
+		fn()
+	}()
+	return true
+}
+
 // errCloseConn makes the reader close the connection without a reply.
 var errCloseConn = errors.New("close connection")
 
@@ -60,8 +90,16 @@ func (c *serverConn) readLoop() {
 			switch {
 			case errors.As(err, &tl):
 				c.logger().Warn("frame too large; closing", "error", err)
+			case c.st == nil && errors.Is(err, os.ErrDeadlineExceeded):
+				c.logger().Warn("not registered in time; closing", "timeout", c.s.registerTimeout())
 			case isDisconnect(err):
-				c.logger().Info("disconnected")
+				select {
+				case <-c.done:
+					// Closed by the server: say why.
+					c.logger().Info("disconnected", "reason", c.closeErr)
+				default:
+					c.logger().Info("disconnected")
+				}
 			default:
 				select {
 				case <-c.done:
@@ -110,6 +148,10 @@ func (c *serverConn) handle(ctx context.Context, m *Message) bool {
 	var result any
 	if err == nil {
 		result, err = meth.fn(c, ctx, m, args)
+		if meth == &registerMethod && err == nil && c.st != nil {
+			// Registered: no read deadline any more (spec 1.4).
+			c.nc.SetReadDeadline(time.Time{})
+		}
 	}
 	if err == errDeferred {
 		return true

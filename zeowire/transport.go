@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ProtocolVersion is the only ZEO protocol version spoken: "5".
@@ -61,6 +63,10 @@ type transport struct {
 	closing      bool // graceful close: flush, then close the socket
 	dead         bool // socket closed or failed: drop everything
 
+	// writeTimeout, if positive, bounds how long a socket write may make
+	// no progress; then the connection fails. Set before the first send.
+	writeTimeout time.Duration
+
 	sent      *atomic.Int64 // if set, counts the bytes written
 	kick      chan struct{} // wakes the background writer
 	done      chan struct{} // closed when the connection closes
@@ -105,16 +111,7 @@ func (t *transport) flushLocked() {
 		t.pendingBytes = 0
 		t.spare = nil
 		t.mu.Unlock()
-		var err error
-		var n int64
-		if len(batch) == 1 {
-			var n1 int
-			n1, err = t.nc.Write(batch[0])
-			n = int64(n1)
-		} else {
-			bufs := net.Buffers(batch)
-			n, err = bufs.WriteTo(t.nc)
-		}
+		n, err := t.write(batch)
 		if t.sent != nil {
 			t.sent.Add(n)
 		}
@@ -137,6 +134,46 @@ func (t *transport) flushLocked() {
 		t.nc.Close()
 		t.dead = true
 		t.space.Broadcast()
+	}
+}
+
+// write writes the frames of batch to the socket. With a write timeout,
+// a write that times out after some progress is resumed with a fresh
+// deadline: only a peer that takes nothing for writeTimeout fails.
+func (t *transport) write(batch [][]byte) (int64, error) {
+	if t.writeTimeout <= 0 {
+		if len(batch) == 1 {
+			n, err := t.nc.Write(batch[0])
+			return int64(n), err
+		}
+		bufs := net.Buffers(batch)
+		return bufs.WriteTo(t.nc)
+	}
+	var total int64
+	bufs := net.Buffers(batch)
+	for {
+		t.nc.SetWriteDeadline(time.Now().Add(t.writeTimeout))
+		var n int64
+		var err error
+		if len(bufs) == 1 {
+			var n1 int
+			n1, err = t.nc.Write(bufs[0])
+			n = int64(n1)
+			bufs[0] = bufs[0][n1:]
+		} else {
+			n, err = bufs.WriteTo(t.nc) // consumes what it wrote
+		}
+		total += n
+		if err != nil && n > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			if len(bufs) == 1 && len(bufs[0]) == 0 {
+				return total, nil
+			}
+			continue
+		}
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("peer read nothing for %v: %w", t.writeTimeout, err)
+		}
+		return total, err
 	}
 }
 

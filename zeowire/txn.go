@@ -343,7 +343,7 @@ func (c *serverConn) vote(ctx context.Context, m *Message, a []any) (any, error)
 	default:
 	}
 	c.logger().Debug("vote waiting for the commit lock")
-	go func() {
+	if !c.goDeferred(ctx, func() {
 		select {
 		case <-w.ready:
 		case <-t.aborted:
@@ -354,7 +354,9 @@ func (c *serverConn) vote(ctx context.Context, m *Message, a []any) (any, error)
 			return
 		}
 		c.reply(m.ID, result, err)
-	}()
+	}) {
+		return nil, errCloseConn
+	}
 	return nil, errDeferred
 }
 
