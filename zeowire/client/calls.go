@@ -18,9 +18,9 @@ type Info struct {
 	Length                 int64
 	SupportsUndo           bool
 	SupportsRecordIternext bool
-	Interfaces             [][2]string // (module, name) pairs
-	ReadOnly               bool        // the server refused a writable registration, or we asked read-only
-	LastTid                zeowire.Tid
+	Interfaces             [][2]string  // (module, name) pairs
+	ReadOnly               bool         // the registration is read-only (asked for, or the fallback)
+	LastTid                zeowire.Tid  // as of the registration
 	Raw                    zeowire.Dict // the whole reply, in the server's order
 }
 
@@ -34,7 +34,8 @@ func (i *Info) Supports(name string) bool {
 	return false
 }
 
-// Info calls get_info and lastTransaction.
+// Info calls get_info; LastTid is KnownTid, as the Python client has it
+// (LastTransaction asks the server).
 func (c *Client) Info(ctx context.Context) (*Info, error) {
 	var info *Info
 	err := c.do(ctx, "get_info", func(conn *zeowire.ClientConn) error {
@@ -42,16 +43,12 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 		if err != nil {
 			return err
 		}
-		last, err := conn.LastTransaction(ctx)
-		if err != nil {
-			return err
-		}
 		info = parseInfo(d)
-		info.LastTid = last
 		return nil
 	})
 	if info != nil {
-		info.ReadOnly = c.opts.ReadOnly
+		info.ReadOnly = c.ReadOnly()
+		info.LastTid = c.KnownTid()
 	}
 	return info, err
 }
@@ -511,6 +508,7 @@ func (c *Client) Commit(ctx context.Context, user, description []byte, ext zeowi
 	if err != nil {
 		return fail("tpc_finish", errors.New("malformed reply "+zeowire.Repr(r)))
 	}
+	c.observe(tid)
 	return tid, nil
 }
 

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zodbctl/zodbctl/zeowire"
@@ -156,6 +157,11 @@ type Client struct {
 	lastTid zeowire.Tid
 	ro      bool
 	closed  bool
+	// known is the newest tid this client knows of: registration, its own
+	// commits and the invalidations received (as ClientStorage keeps
+	// it). Atomic: the reader goroutine updates it without c.mu, which
+	// reconnect holds while registering.
+	known atomic.Uint64
 }
 
 // Connect dials the servers in order and registers; see Options.
@@ -186,6 +192,21 @@ func (c *Client) RegisteredTid() zeowire.Tid {
 	defer c.mu.Unlock()
 	return c.lastTid
 }
+
+// observe records a tid the client learned of.
+func (c *Client) observe(tid zeowire.Tid) {
+	for {
+		old := c.known.Load()
+		if uint64(tid) <= old || c.known.CompareAndSwap(old, uint64(tid)) {
+			return
+		}
+	}
+}
+
+// KnownTid is the newest tid the client knows of without asking: the one
+// registration answered, or a later one from its own commits or the
+// invalidations it received.
+func (c *Client) KnownTid() zeowire.Tid { return zeowire.Tid(c.known.Load()) }
 
 // ReadOnly reports whether the current registration is read-only.
 func (c *Client) ReadOnly() bool {
@@ -240,13 +261,18 @@ func (c *Client) async(m zeowire.Message) {
 	args, _ := m.Args.(zeowire.Tuple)
 	switch m.Name {
 	case "invalidateTransaction":
-		if c.opts.OnInvalidate == nil || len(args) != 2 {
+		if len(args) != 2 {
 			return
 		}
 		tid, err := zeowire.AsTid(args[0])
 		if err != nil {
 			return
 		}
+		if c.opts.OnInvalidate == nil {
+			c.observe(tid)
+			return
+		}
+		c.observe(tid)
 		inv := Invalidation{Tid: tid}
 		var list []any
 		switch l := args[1].(type) {
@@ -290,6 +316,7 @@ func (c *Client) reconnect(ctx context.Context, old *zeowire.ClientConn) error {
 		return err
 	}
 	c.conn, c.addr, c.lastTid, c.ro = conn, addr, tid, ro
+	c.known.Store(uint64(tid))
 	if c.opts.OnConnect != nil {
 		c.opts.OnConnect(addr, tid)
 	}
