@@ -15,7 +15,8 @@ trap 'kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true; rm -rf
 (cd "$here" && go build -o "$work/zodbctl" . && go build -o "$work/serve-load" ./bench/serve-load)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18100)
 rm -f "$dir/Data.fs" "$dir/Data.fs.index"
-"$work/zodbctl" serve -a "127.0.0.1:$port" -f "$dir/Data.fs" 2>"$work/serve.log" &
+# PROFILE=FILE writes the server's Go CPU profile (go tool pprof FILE).
+"$work/zodbctl" serve -a "127.0.0.1:$port" -f "$dir/Data.fs" ${PROFILE:+--cpu-profile "$PROFILE"} 2>"$work/serve.log" &
 spid=$!
 for _ in $(seq 100); do
 	grep -q "listening on" "$work/serve.log" 2>/dev/null && break

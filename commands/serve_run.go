@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,7 @@ func init() {
 	serveCommand.Flags = append(serveCommand.Flags,
 		&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics"},
 		&cli.BoolFlag{Name: "log-json", Usage: "write the log as JSON lines instead of text"},
+		&cli.StringFlag{Name: "cpu-profile", Usage: "write a Go CPU profile of the server to `FILE` (for benchmarks)", Hidden: true},
 	)
 	serveCommand.Description += `
 
@@ -397,6 +399,20 @@ func runServe(c *cli.Context, cfg *mkinstance.ServerConfig) error {
 			}
 		}
 	}()
+
+	if p := c.String("cpu-profile"); p != "" {
+		pf, err := os.Create(p)
+		if err != nil {
+			ln.Close()
+			return exitWith(ExitFailure, "serve: --cpu-profile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			ln.Close()
+			return exitWith(ExitFailure, "serve: --cpu-profile: %v", err)
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
