@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -55,9 +56,12 @@ difference on stdout, oids as 0x and 16 hex digits:
   FILE.index: unreadable index: <reason>
 
 then a summary line ("FILE.index: consistent with FILE (N objects, data up
-to P)" or "FILE.index: K differences from FILE (…)"). A stale index (the
-file grew after it was saved; FileStorage uses it and scans the rest) is one
-difference, and the oids are checked against the part of the file it covers.
+to P)" or "FILE.index: K differences from FILE (…); FileStorage would use
+it" — or "would ignore it and rescan": FileStorage's open checks only the
+saved position and the last transaction's records, so an index wrong about
+older oids is used as is). A stale index (the file grew after it was saved;
+FileStorage uses it and scans the rest) is one difference, and the oids are
+checked against the part of the file it covers.
 Exit 0 when consistent, 1 on any difference or when FILE cannot be scanned.
 With --json, one object per difference: {"kind", …} where kind is
 "missing", "extra" or "position" (with "oid", "index_pos", "file_pos"; null
@@ -65,11 +69,13 @@ on the side that lacks the oid), "stale" ("index_pos", "data_end",
 "transactions", "first_tid", "first_pos", "last_tid", "last_pos"),
 "past_end" or "not_boundary" ("index_pos", "data_end"), "unreadable"
 ("error"); then {"ok", "index", "differences", "objects", "index_pos",
-"data_end"} (the last three absent when the index is unreadable).
+"data_end", "filestorage_uses"} (the last four absent when the index is
+unreadable).
 
 Example:
   zodbctl verify Data.fs && echo sound
-  zodbctl fstest -v Data.fs`,
+  zodbctl fstest -v Data.fs
+  zodbctl verify --index Data.fs`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "v", Usage: "verbose: a line per transaction (twice: also per record)"},
 			&cli.BoolFlag{Name: "vv", Usage: "very verbose: also a line per data record"},
@@ -185,6 +191,9 @@ type indexCheck struct {
 	text        *bufio.Writer
 	jl          *jsonLines
 	differences int
+	// used: FileStorage's open would take this index (its sanity check
+	// passes), so a difference in an oid it does not check is served as is.
+	used bool
 }
 
 // report counts one difference and prints it as a text line or a JSON object.
@@ -275,6 +284,7 @@ func runVerifyIndex(c *cli.Context, path string) error {
 		}
 		return true
 	})
+	ic.used = fileStorageWouldUse(f, st.Size(), path, saved, savedPos)
 	ic.summary(saved, savedPos, end)
 	return ic.exit(out)
 }
@@ -333,6 +343,7 @@ func (ic *indexCheck) summary(saved *fsindex.Index, savedPos uint64, end int64) 
 		obj := map[string]any{"ok": ic.differences == 0, "index": ic.index, "differences": ic.differences}
 		if end >= 0 {
 			obj["objects"], obj["index_pos"], obj["data_end"] = objects, savedPos, end
+			obj["filestorage_uses"] = ic.used
 		}
 		ic.jl.Write(obj)
 		return
@@ -347,8 +358,12 @@ func (ic *indexCheck) summary(saved *fsindex.Index, savedPos uint64, end int64) 
 		if ic.differences == 1 {
 			s = ""
 		}
-		fmt.Fprintf(ic.text, "%s: %d difference%s from %s (%d objects, index up to %d, data up to %d)\n",
-			ic.index, ic.differences, s, ic.path, objects, savedPos, end)
+		verdict := "FileStorage would ignore it and rescan"
+		if ic.used {
+			verdict = "FileStorage would use it"
+		}
+		fmt.Fprintf(ic.text, "%s: %d difference%s from %s (%d objects, index up to %d, data up to %d); %s\n",
+			ic.index, ic.differences, s, ic.path, objects, savedPos, end, verdict)
 	}
 }
 
@@ -362,3 +377,64 @@ func (ic *indexCheck) exit(out *bufio.Writer) error {
 
 // oidHex is an oid as 0x and 16 hex digits, as verify --deep writes it.
 func oidHex(o fsformat.Oid) string { return fmt.Sprintf("0x%016x", uint64(o)) }
+
+// fileStorageWouldUse is FileStorage's _check_sanity (spec fsindex.md §5):
+// the saved position lies within the file, at least 100, and walking back
+// from it to the newest transaction that is neither undone nor empty, the
+// headers are sound and up to five of its records are where the index says.
+// Only those records are checked, which is why an index can pass it and
+// still be wrong about older oids.
+func fileStorageWouldUse(f *os.File, size int64, name string, x *fsindex.Index, savedPos uint64) bool {
+	if savedPos < 100 || savedPos > uint64(size) {
+		return false
+	}
+	file, err := fsformat.NewFile(f, size, name)
+	if err != nil {
+		return false
+	}
+	const maxChecked = 5
+	pos := int64(savedPos)
+	var b [8]byte
+	for {
+		if _, err := f.ReadAt(b[:], pos-8); err != nil {
+			return false
+		}
+		tl := int64(binary.BigEndian.Uint64(b[:]))
+		if tl < 0 || tl > pos {
+			return false
+		}
+		pos -= tl + 8
+		if pos < 4 {
+			return false
+		}
+		h, err := file.ReadTxnHeaderAt(pos)
+		if err != nil || h.Len != tl {
+			return false
+		}
+		if h.Status == fsformat.StatusUndone {
+			continue
+		}
+		if h.Status != fsformat.StatusNormal && h.Status != fsformat.StatusPacked || tl < h.HeaderLen() {
+			return false
+		}
+		end, rpos := pos+tl, pos+h.HeaderLen()
+		if rpos == end {
+			continue // empty: look at the one before
+		}
+		for checked := 0; rpos < end && checked < maxChecked; checked++ {
+			dh, err := file.ReadDataHeaderAt(rpos)
+			if err != nil {
+				return false
+			}
+			rl := dh.RecordLen()
+			if rl <= 0 || rpos+rl > end || dh.TxnPos != pos {
+				return false
+			}
+			if p, ok := x.Get(uint64(dh.Oid)); !ok || int64(p) != rpos {
+				return false
+			}
+			rpos += rl
+		}
+		return true
+	}
+}

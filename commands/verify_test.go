@@ -127,7 +127,7 @@ func TestVerifyIndexOtherFile(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("differences:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if sum := pre + itoa(len(want)+1) + " differences from " + file + " (127 objects, index up to 33226, data up to 44699)"; lines[len(lines)-1] != sum {
+	if sum := pre + itoa(len(want)+1) + " differences from " + file + " (127 objects, index up to 33226, data up to 44699); FileStorage would ignore it and rescan"; lines[len(lines)-1] != sum {
 		t.Errorf("summary %q, want %q", lines[len(lines)-1], sum)
 	}
 	// A missing oid in the spot check: oid 0x80 is in basic.fs only.
@@ -157,7 +157,7 @@ func TestVerifyIndexOtherFile(t *testing.T) {
 	if kinds["not_boundary"] != 1 || kinds["missing"] == 0 || kinds["position"] == 0 {
 		t.Errorf("kinds %v", kinds)
 	}
-	if last := objs[len(objs)-1]; last["ok"] != false || last["differences"] != float64(len(want)+1) || last["data_end"] != 44699.0 {
+	if last := objs[len(objs)-1]; last["ok"] != false || last["differences"] != float64(len(want)+1) || last["data_end"] != 44699.0 || last["filestorage_uses"] != false {
 		t.Errorf("summary %v", last)
 	}
 }
@@ -241,14 +241,14 @@ func TestVerifyIndexStale(t *testing.T) {
 	pre := file + ".index: "
 	want := pre + "stale: covers data up to 44699 of " + itoa(int(end)) + "; lacks 2 transactions, tid " +
 		tids[0].String() + " at 44699 to tid " + tids[1].String() + " at " + itoa(int(positions[1])) + "\n" +
-		pre + "1 difference from " + file + " (132 objects, index up to 44699, data up to " + itoa(int(end)) + ")\n"
+		pre + "1 difference from " + file + " (132 objects, index up to 44699, data up to " + itoa(int(end)) + "); FileStorage would use it\n"
 	if exit != 1 || errs != "" || out != want {
 		t.Errorf("exit %d, stderr %q, stdout:\n%s\nwant:\n%s", exit, errs, out, want)
 	}
 	out, _, exit = run(t, "verify", "--index", "--json", file)
 	objs := jsonObjects(t, out)
 	if exit != 1 || len(objs) != 2 || objs[0]["kind"] != "stale" || objs[0]["transactions"] != 2.0 ||
-		objs[0]["first_tid"] != tids[0].String() || objs[0]["last_pos"] != float64(positions[1]) {
+		objs[0]["first_tid"] != tids[0].String() || objs[0]["last_pos"] != float64(positions[1]) || objs[1]["filestorage_uses"] != true {
 		t.Errorf("--json: exit %d, %q", exit, out)
 	}
 
@@ -276,6 +276,45 @@ func TestVerifyIndexStale(t *testing.T) {
 	// oid 0x1000, written only after the saved position, is not missing.
 	if strings.Contains(out, "0x0000000000001000") {
 		t.Errorf("an oid of the uncovered transactions is reported:\n%s", out)
+	}
+}
+
+// TestVerifyIndexSanity: whether FileStorage would use a wrong index. Its
+// open checks only the records of the last transaction, so a wrong
+// position for an older oid goes unnoticed (and is said so), while a wrong
+// one in the last transaction makes it rescan.
+func TestVerifyIndexSanity(t *testing.T) {
+	x, pos, err := fsindex.Read("../testdata/fs/basic.fs.index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lastOid, lastPos uint64
+	for oid, p := range x.All() {
+		if p > lastPos {
+			lastOid, lastPos = oid, p
+		}
+	}
+	for _, c := range []struct {
+		oid     uint64
+		verdict string
+	}{
+		{7, "FileStorage would use it"},
+		{lastOid, "FileStorage would ignore it and rescan"},
+	} {
+		dir := copyFsFixtures(t, "basic.fs")
+		file := filepath.Join(dir, "basic.fs")
+		y, _, _ := fsindex.Read("../testdata/fs/basic.fs.index")
+		p, _ := y.Get(c.oid)
+		y.Set(c.oid, p+3)
+		if err := fsindex.Write(file+".index", y, pos); err != nil {
+			t.Fatal(err)
+		}
+		out, _, exit := run(t, "verify", "--index", file)
+		want := file + ".index: oid " + oidHex(fsformat.Oid(c.oid)) + " at " + itoa(int(p+3)) + " in the index, at " + itoa(int(p)) + " in the file\n" +
+			file + ".index: 1 difference from " + file + " (132 objects, index up to 44699, data up to 44699); " + c.verdict + "\n"
+		if exit != 1 || out != want {
+			t.Errorf("oid %#x: exit %d, stdout:\n%s\nwant:\n%s", c.oid, exit, out, want)
+		}
 	}
 }
 
