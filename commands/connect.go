@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -33,8 +34,9 @@ func init() {
 		Description: `zodbctl connect -s ADDR[,ADDR…] [-S NAME] SUBCOMMAND [ARGS]
 zodbctl connect -C zope.conf [--db NAME] SUBCOMMAND [ARGS]
 
-ADDR is host:port, [v6]:port, port (on 127.0.0.1) or a Unix socket path;
--s may also come from $ZODBCTL_SERVER. With several addresses the client
+ADDR is host:port, [v6]:port, port (on 127.0.0.1) or a Unix socket path,
+or zeopack's host:port:NAME (the storage name); -s may also come from
+$ZODBCTL_SERVER. With several addresses the client
 tries them in order and fails over to the next one, also when a server goes
 away in the middle of a command (reads are repeated, an iteration resumes
 after the last transaction it printed). With --wait DURATION it keeps
@@ -175,7 +177,17 @@ func connectOptions(c *cli.Context) (client.Options, error) {
 	if len(addrs) == 0 {
 		return opts, usageError("connect: no server: use -s ADDR[,ADDR…], $ZODBCTL_SERVER or -C zope.conf")
 	}
-	for _, a := range addrs {
+	nameFromAddr := ""
+	for i, a := range addrs {
+		// zeopack's HOST:PORT:NAME names the storage too.
+		if m := addrWithName.FindStringSubmatch(a); m != nil {
+			if nameFromAddr != "" && nameFromAddr != m[2] {
+				return opts, usageError("connect: the servers name different storages (%q, %q); use -S", nameFromAddr, m[2])
+			}
+			a, nameFromAddr = m[1], m[2]
+		} else if i > 0 && nameFromAddr != "" {
+			return opts, usageError("connect: %q names no storage but another server does; use -S", a)
+		}
 		pa, err := mkinstance.ParseAddress(a, false)
 		if err != nil || (!pa.IsUnix() && pa.Port < 0) {
 			if err == nil {
@@ -184,6 +196,9 @@ func connectOptions(c *cli.Context) (client.Options, error) {
 			return opts, usageError("connect: invalid server address %q: %v", a, err)
 		}
 		opts.Addrs = append(opts.Addrs, pa.DialAddr())
+	}
+	if nameFromAddr != "" && !c.IsSet("storage") {
+		opts.Storage = nameFromAddr
 	}
 	if c.IsSet("wait") {
 		opts.Wait = c.Duration("wait")
@@ -212,6 +227,10 @@ func connectOptions(c *cli.Context) (client.Options, error) {
 	opts.OnWait = func(msg string) { fmt.Fprintf(errw, "zodbctl connect: %s\n", msg) }
 	return opts, nil
 }
+
+// addrWithName matches zeopack's server form HOST:PORT:NAME (also
+// [v6]:PORT:NAME).
+var addrWithName = regexp.MustCompile(`^((?:\[[^\]]*\]|[^:/\[\]]*):[0-9]+):([^:/]+)$`)
 
 func pickDatabase(cfg *mkinstance.ClientConfig, name string) (*mkinstance.DatabaseConfig, error) {
 	for i := range cfg.Databases {

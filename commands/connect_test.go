@@ -580,9 +580,22 @@ func TestConnectErrors(t *testing.T) {
 		!strings.Contains(errOut, "(gave up after waiting 6") {
 		t.Errorf("wait: %d %q", code, errOut)
 	}
+	// zeopack's HOST:PORT:NAME.
+	_, errOut, code = connectRun("-s", s.addr+":nope", "last-tid")
+	if code != exitConnRefused || errOut != "zodbctl connect: "+s.addr+`: register storage "nope": unknown storage`+"\n" {
+		t.Errorf("HOST:PORT:NAME: %d %q", code, errOut)
+	}
+	out, _, code := connectRun("-s", s.addr+":1", "last-tid")
+	if code != 0 || out != st.LastTransaction().String()+"\n" {
+		t.Errorf("HOST:PORT:1: %d %q", code, out)
+	}
+	_, errOut, code = connectRun("-s", s.addr+":1,"+s.addr+":2", "last-tid")
+	if code != ExitUsage || !strings.Contains(errOut, "name different storages") {
+		t.Errorf("two names: %d %q", code, errOut)
+	}
 	// The server address can come from the environment.
 	t.Setenv("ZODBCTL_SERVER", dead+","+s.addr)
-	out, _, code := connectRun("last-tid")
+	out, _, code = connectRun("last-tid")
 	if code != 0 || out != st.LastTransaction().String()+"\n" {
 		t.Errorf("env + failover: %d %q", code, out)
 	}
