@@ -98,6 +98,9 @@ func (c *serverConn) storeBlobStart(context.Context, *Message, []any) (any, erro
 }
 
 func (c *serverConn) storeBlobChunk(_ context.Context, _ *Message, a []any) (any, error) {
+	if err := c.checkWritable(); err != nil {
+		return nil, err
+	}
 	chunk, ok := a[0].([]byte)
 	if !ok {
 		return nil, &ArgError{Method: "storeBlobChunk", Msg: "chunk must be bytes, got " + describe(a[0])}
@@ -110,6 +113,9 @@ func (c *serverConn) storeBlobChunk(_ context.Context, _ *Message, a []any) (any
 }
 
 func (c *serverConn) storeBlobEnd(_ context.Context, _ *Message, a []any) (any, error) {
+	if err := c.checkWritable(); err != nil {
+		return nil, err
+	}
 	if c.blob == nil {
 		return nil, errors.New("storeBlobEnd without storeBlobStart")
 	}

@@ -224,6 +224,10 @@ func (c *serverConn) queue(id any, o op) error {
 }
 
 func (c *serverConn) storea(_ context.Context, _ *Message, a []any) (any, error) {
+	// Read-only first, before the arguments, as the reference's _check_tid.
+	if err := c.checkWritable(); err != nil {
+		return nil, err
+	}
 	oid, err := argOid("storea", a[0])
 	if err != nil {
 		return nil, err
@@ -240,6 +244,10 @@ func (c *serverConn) storea(_ context.Context, _ *Message, a []any) (any, error)
 }
 
 func (c *serverConn) checkCurrent(_ context.Context, _ *Message, a []any) (any, error) {
+	// Read-only first, before the arguments, as the reference's _check_tid.
+	if err := c.checkWritable(); err != nil {
+		return nil, err
+	}
 	oid, err := argOid("checkCurrentSerialInTransaction", a[0])
 	if err != nil {
 		return nil, err
@@ -252,6 +260,10 @@ func (c *serverConn) checkCurrent(_ context.Context, _ *Message, a []any) (any, 
 }
 
 func (c *serverConn) deleteObject(_ context.Context, _ *Message, a []any) (any, error) {
+	// Read-only first, before the arguments, as the reference's _check_tid.
+	if err := c.checkWritable(); err != nil {
+		return nil, err
+	}
 	oid, err := argOid("deleteObject", a[0])
 	if err != nil {
 		return nil, err
@@ -264,6 +276,10 @@ func (c *serverConn) deleteObject(_ context.Context, _ *Message, a []any) (any, 
 }
 
 func (c *serverConn) restorea(_ context.Context, _ *Message, a []any) (any, error) {
+	// Read-only first, before the arguments, as the reference's _check_tid.
+	if err := c.checkWritable(); err != nil {
+		return nil, err
+	}
 	oid, err := argOid("restorea", a[0])
 	if err != nil {
 		return nil, err
@@ -284,6 +300,10 @@ func (c *serverConn) restorea(_ context.Context, _ *Message, a []any) (any, erro
 }
 
 func (c *serverConn) undoa(_ context.Context, _ *Message, a []any) (any, error) {
+	// Read-only first, before the arguments, as the reference's _check_tid.
+	if err := c.checkWritable(); err != nil {
+		return nil, err
+	}
 	raw, ok := a[0].([]byte)
 	if !ok {
 		return nil, &ArgError{Method: "undoa", Msg: "transaction id must be bytes, got " + describe(a[0])}
