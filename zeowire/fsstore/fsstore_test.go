@@ -813,3 +813,67 @@ func TestIteratorAcrossPack(t *testing.T) {
 		t.Errorf("length %d", st.Info().Length)
 	}
 }
+
+// TestUndoChains: undo of an undo, and undo of a transaction whose state
+// a later undo brought back (FileStorage allows it: same data position).
+func TestUndoChains(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	tid := zeowire.TidFromTime(time.Now().Add(-time.Hour))
+	run := func(f func(tx zeowire.StorageTxn) error) (zeowire.Tid, error) {
+		tid++
+		tx, err := st.Begin(ctx, zeowire.TxnMeta{Tid: tid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f(tx); err != nil {
+			tx.Abort()
+			return 0, err
+		}
+		tx.Vote()
+		return tid, tx.Finish()
+	}
+	load := func() string {
+		rev, _, err := st.LoadBefore(ctx, 1, zeowire.Tid(1<<62))
+		if err != nil {
+			return err.Error()
+		}
+		return string(rev.Data)
+	}
+	t1, _ := run(func(tx zeowire.StorageTxn) error { return tx.Store(1, 0, []byte("A")) })
+	t2, _ := run(func(tx zeowire.StorageTxn) error { return tx.Store(1, t1, []byte("B")) })
+	undo := func(id zeowire.Tid) error {
+		_, err := run(func(tx zeowire.StorageTxn) error { _, err := tx.Undo(id); return err })
+		return err
+	}
+	if err := undo(t2); err != nil || load() != "A" {
+		t.Fatalf("undo t2: %v %s", err, load())
+	}
+	t3 := tid
+	if err := undo(t2); err == nil {
+		t.Fatal("second undo of t2 accepted")
+	}
+	if err := undo(t3); err != nil || load() != "B" {
+		t.Fatalf("undo of the undo: %v %s", err, load())
+	}
+	// The current record points at t2's data again: t2 can be undone.
+	if err := undo(t2); err != nil || load() != "A" {
+		t.Fatalf("undo t2 after redo: %v %s", err, load())
+	}
+	// The state is t1's again (through a backpointer), so its creation
+	// can be undone: the object no longer exists.
+	if err := undo(t1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.LoadBefore(ctx, 1, zeowire.Tid(1<<62)); !isPOSKey(err) {
+		t.Fatalf("after undoing the creation: %v", err)
+	}
+	// Nothing more to undo in t2: the object is gone.
+	if err := undo(t2); err == nil {
+		t.Fatal("undo of t2 on a deleted object accepted")
+	}
+}

@@ -184,11 +184,12 @@ func (t *txn) Store(oid zeowire.Oid, serial zeowire.Tid, data []byte) error {
 }
 
 func (t *txn) CheckCurrent(oid zeowire.Oid, serial zeowire.Tid) error {
-	cur, _, ok, err := t.s.committedTid(oid)
+	cur, exists, ok, err := t.s.committedTid(oid)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if !ok || !exists {
+		// FileStorage's getTid raises POSKeyError for a deletion too.
 		return &zeowire.POSKeyError{Oid: oid}
 	}
 	if cur != serial {
@@ -215,40 +216,23 @@ func (t *txn) Delete(oid zeowire.Oid, serial zeowire.Tid) error {
 	return nil
 }
 
-// Restore writes a record without conflict checks (restorea). With prevTxn,
-// a backpointer to the record of oid in that transaction is written when
-// it exists and its state equals data, as FileStorage.restore does.
+// Restore writes a record without conflict checks (restorea), as
+// FileStorage.restore: nil data records that the object does not exist
+// (backpointer 0); with prevTxn, when oid has a record in that transaction
+// holding the same data, a backpointer to it is written instead of the
+// data (to its own target when that record is a backpointer itself).
 func (t *txn) Restore(oid zeowire.Oid, serial zeowire.Tid, data []byte, prevTxn zeowire.Tid) error {
 	s := t.s
 	var back int64
-	if prevTxn != 0 {
-		s.mu.RLock()
-		pos, ok := s.current(oid)
-		for ok && pos != 0 {
-			h, err := s.recHeader(pos)
-			if err != nil {
-				break
-			}
-			if zeowire.Tid(h.Tid) == prevTxn {
-				d, err := s.recData(pos, h)
-				if err == nil && (data == nil || string(d) == string(data)) {
-					back = pos
-				}
-				break
-			}
-			if zeowire.Tid(h.Tid) < prevTxn || h.Prev >= pos {
-				break
-			}
-			pos = h.Prev
-		}
-		s.mu.RUnlock()
+	if prevTxn != 0 && len(data) > 0 {
+		back = s.dataFind(oid, prevTxn, data)
 	}
 	var err error
 	switch {
-	case back != 0:
-		_, err = s.app.StoreBackpointer(fsformat.Oid(oid), back)
 	case len(data) == 0:
 		_, err = s.app.Delete(fsformat.Oid(oid))
+	case back != 0:
+		_, err = s.app.StoreBackpointer(fsformat.Oid(oid), back)
 	default:
 		_, err = s.app.Store(fsformat.Oid(oid), data)
 	}
@@ -256,6 +240,61 @@ func (t *txn) Restore(oid zeowire.Oid, serial zeowire.Tid, data []byte, prevTxn 
 		t.written[oid] = true
 	}
 	return err
+}
+
+// dataFind is FileStorage's _data_find: the position a restored record of
+// oid may point back to for the record written by transaction tid, or 0.
+func (s *Store) dataFind(oid zeowire.Oid, tid zeowire.Tid, data []byte) int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	pos, ok := s.current(oid)
+	for ok && pos != 0 {
+		h, err := s.recHeader(pos)
+		if err != nil {
+			return 0
+		}
+		if zeowire.Tid(h.Tid) == tid {
+			if h.DataLen == 0 {
+				back, err := s.backOf(pos)
+				if err != nil {
+					return 0
+				}
+				return back
+			}
+			if d, err := s.recData(pos, h); err == nil && string(d) == string(data) {
+				return pos
+			}
+			return 0
+		}
+		if zeowire.Tid(h.Tid) < tid || h.Prev >= pos {
+			return 0
+		}
+		pos = h.Prev
+	}
+	return 0
+}
+
+// dataPos follows the backpointers from the record at pos to the record
+// holding the data (0: the chain ends in "no data").
+func (s *Store) dataPos(pos int64) (int64, error) {
+	for hops := 0; pos != 0; hops++ {
+		h, err := s.recHeader(pos)
+		if err != nil {
+			return 0, err
+		}
+		if h.DataLen != 0 {
+			return pos, nil
+		}
+		back, err := s.backOf(pos)
+		if err != nil {
+			return 0, err
+		}
+		if back >= pos || hops > 1<<16 {
+			return 0, fmt.Errorf("%s: data record at %d: backpointer %d does not point back", s.path, pos, back)
+		}
+		pos = back
+	}
+	return 0, nil
 }
 
 func undoError(args ...any) error {
@@ -299,10 +338,22 @@ func (t *txn) Undo(id zeowire.Tid) ([]zeowire.Oid, error) {
 				return nil, err
 			}
 			oid := zeowire.Oid(r.Oid)
-			cur, _ := s.current(oid)
-			if cur != r.Pos {
+			if t.written[oid] {
 				s.mu.RUnlock()
 				return nil, undoError("Some data were modified by a later transaction", oid.Bytes())
+			}
+			cur, _ := s.current(oid)
+			if cur != r.Pos {
+				// A later record may still hold the very state being
+				// undone (an undo of an undo, a restore): then the undo
+				// applies; otherwise FileStorage would need Python's
+				// conflict resolution.
+				a, err1 := s.dataPos(cur)
+				b, err2 := s.dataPos(r.Pos)
+				if err1 != nil || err2 != nil || a == 0 || a != b || a == cur {
+					s.mu.RUnlock()
+					return nil, undoError("Some data were modified by a later transaction", oid.Bytes())
+				}
 			}
 			todo = append(todo, undoRec{oid, r.Prev})
 		}
