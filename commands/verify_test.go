@@ -4,11 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/zodbctl/zodbctl/fsformat"
 	"github.com/zodbctl/zodbctl/fsformat/fsindex"
@@ -424,4 +429,131 @@ func FuzzVerifyIndex(f *testing.F) {
 			t.Fatalf("--json: exit %d (text %d):\n%s", jexit, exit, out.String())
 		}
 	})
+}
+
+// TestReindexKillChild is the child process of TestReindexKilled: it runs
+// reindex on $ZODBCTL_REINDEX_KILL_FILE (until killed).
+func TestReindexKillChild(t *testing.T) {
+	path := os.Getenv("ZODBCTL_REINDEX_KILL_FILE")
+	if path == "" {
+		t.Skip("child process of TestReindexKilled")
+	}
+	var out, errb bytes.Buffer
+	if exit := Run([]string{"zodbctl", "reindex", path}, &out, &errb); exit != 0 {
+		t.Fatalf("reindex: exit %d: %s", exit, errb.String())
+	}
+}
+
+// TestReindexKilled kills (SIGKILL) a reindex child at random moments of
+// its run (ZODBCTL_REINDEX_KILL_ROUNDS times, default 20) over a stale
+// index. After each kill verify --index must find either the old index,
+// byte for byte (stale, exit 1), or the complete new one (consistent, exit
+// 0): never a partial file. A new reindex must then succeed (the flock died
+// with the child). Temp files left beside the index are counted.
+func TestReindexKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	rounds := 20
+	if s := os.Getenv("ZODBCTL_REINDEX_KILL_ROUNDS"); s != "" {
+		fmt.Sscan(s, &rounds)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Data.fs")
+	a, err := fsformat.Create(path, fsformat.MapIndex{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := []byte("\x80\x03cm\nC\nq\x00.\x80\x03}q\x01(X\x01\x00\x00\x00aq\x02K\x01u.")
+	commit := func(txns, perTxn, base int) {
+		for i := range txns {
+			if _, err := a.Begin(fsformat.TxnMeta{}); err != nil {
+				t.Fatal(err)
+			}
+			for j := range perTxn {
+				if _, err := a.Store(fsformat.Oid(base+i*perTxn+j), rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := a.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	commit(100, 1000, 0)
+	if _, _, exit := run(t, "reindex", path); exit != 0 {
+		t.Fatal("first reindex failed")
+	}
+	commit(10, 1000, 50000) // the saved index is now stale
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	oldIndex, err := os.ReadFile(path + ".index")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	child := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestReindexKillChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "ZODBCTL_REINDEX_KILL_FILE="+path)
+		return cmd
+	}
+	// How long a whole child run takes: the kills are spread over it.
+	start := time.Now()
+	if out, err := child().CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	full := time.Since(start)
+	newIndex, err := os.ReadFile(path + ".index")
+	if err != nil || bytes.Equal(newIndex, oldIndex) {
+		t.Fatalf("the child did not rewrite the index (%v)", err)
+	}
+
+	var sawOld, sawNew int
+	for round := range rounds {
+		if err := os.WriteFile(path+".index", oldIndex, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := child()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(full))))
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+
+		got, err := os.ReadFile(path + ".index")
+		if err != nil {
+			t.Fatalf("round %d: index gone after the kill: %v", round, err)
+		}
+		out, _, exit := run(t, "verify", "--index", path)
+		switch {
+		case bytes.Equal(got, oldIndex):
+			sawOld++
+			if exit != 1 || !strings.Contains(out, "stale: covers data up to") || strings.Count(out, "\n") != 2 {
+				t.Fatalf("round %d: old index: exit %d\n%s", round, exit, out)
+			}
+		case bytes.Equal(got, newIndex):
+			sawNew++
+			if exit != 0 {
+				t.Fatalf("round %d: new index: exit %d\n%s", round, exit, out)
+			}
+		default:
+			t.Fatalf("round %d: the index is neither the old nor the new one (%d bytes): verify --index exit %d\n%s", round, len(got), exit, out)
+		}
+	}
+	if _, _, exit := run(t, "reindex", path); exit != 0 {
+		t.Fatal("reindex after the kills failed")
+	}
+	if out, _, exit := run(t, "verify", "--index", path); exit != 0 {
+		t.Fatalf("after a final reindex: exit %d\n%s", exit, out)
+	}
+	entries, _ := os.ReadDir(dir)
+	var stray []string
+	for _, e := range entries {
+		if n := e.Name(); n != "Data.fs" && n != "Data.fs.index" && n != "Data.fs.lock" {
+			stray = append(stray, n)
+		}
+	}
+	t.Logf("%d kills over a %v reindex: %d left the old index, %d the new one; %d temp files left beside it", rounds, full.Round(time.Millisecond), sawOld, sawNew, len(stray))
 }
