@@ -66,6 +66,7 @@ Errors are one line on stderr naming the address and what failed.`,
 			&cli.StringFlag{Name: "db", Usage: "the <zodb NAME> section of -C (default: the first)"},
 			&cli.DurationFlag{Name: "wait", Usage: "keep retrying this long while no server answers"},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "connection and handshake timeout per address"},
+			&cli.DurationFlag{Name: "call-timeout", Value: 5 * time.Minute, Usage: "give up on a call the server does not answer in this time (not pack; 0: wait forever)"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "client certificate (PEM) for TLS"},
 			&cli.StringFlag{Name: "tls-key", Usage: "client key (PEM)"},
 			&cli.StringFlag{Name: "tls-ca", Usage: "CA file or directory to verify the server (turns TLS on)"},
@@ -204,6 +205,7 @@ func connectOptions(c *cli.Context) (client.Options, error) {
 		opts.Wait = c.Duration("wait")
 	}
 	opts.DialTimeout = c.Duration("timeout")
+	opts.CallTimeout = c.Duration("call-timeout")
 	if c.String("tls-ca") != "" || c.String("tls-cert") != "" {
 		ssl = &mkinstance.SSLConfig{Certificate: c.String("tls-cert"), Key: c.String("tls-key"),
 			Authenticate: c.String("tls-ca"), ServerHostname: c.String("tls-server-name"), CheckHostname: true}

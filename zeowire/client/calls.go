@@ -38,7 +38,7 @@ func (i *Info) Supports(name string) bool {
 // (LastTransaction asks the server).
 func (c *Client) Info(ctx context.Context) (*Info, error) {
 	var info *Info
-	err := c.do(ctx, "get_info", func(conn *zeowire.ClientConn) error {
+	err := c.do(ctx, "get_info", func(ctx context.Context, conn *zeowire.ClientConn) error {
 		d, err := conn.GetInfo(ctx)
 		if err != nil {
 			return err
@@ -97,7 +97,7 @@ func seq(v any) []any {
 // LastTransaction returns the storage's last committed tid.
 func (c *Client) LastTransaction(ctx context.Context) (zeowire.Tid, error) {
 	var tid zeowire.Tid
-	err := c.do(ctx, "lastTransaction", func(conn *zeowire.ClientConn) (err error) {
+	err := c.do(ctx, "lastTransaction", func(ctx context.Context, conn *zeowire.ClientConn) (err error) {
 		tid, err = conn.LastTransaction(ctx)
 		return err
 	})
@@ -106,7 +106,7 @@ func (c *Client) LastTransaction(ctx context.Context) (zeowire.Tid, error) {
 
 // Ping makes a round trip.
 func (c *Client) Ping(ctx context.Context) error {
-	return c.do(ctx, "ping", func(conn *zeowire.ClientConn) error {
+	return c.do(ctx, "ping", func(ctx context.Context, conn *zeowire.ClientConn) error {
 		_, err := conn.Call(ctx, "ping")
 		return err
 	})
@@ -115,7 +115,7 @@ func (c *Client) Ping(ctx context.Context) error {
 // ServerStatus returns server_status() of the registered storage.
 func (c *Client) ServerStatus(ctx context.Context) (zeowire.Dict, error) {
 	var d zeowire.Dict
-	err := c.do(ctx, "server_status", func(conn *zeowire.ClientConn) (err error) {
+	err := c.do(ctx, "server_status", func(ctx context.Context, conn *zeowire.ClientConn) (err error) {
 		d, err = conn.ServerStatus(ctx)
 		return err
 	})
@@ -126,7 +126,7 @@ func (c *Client) ServerStatus(ctx context.Context) (zeowire.Dict, error) {
 // zeowire.MaxTid for the current one); ok is false when the object has no
 // revision before tid. A missing object is a *zeowire.POSKeyError.
 func (c *Client) LoadBefore(ctx context.Context, oid zeowire.Oid, before zeowire.Tid) (rev zeowire.Revision, ok bool, err error) {
-	err = c.do(ctx, "loadBefore", func(conn *zeowire.ClientConn) (err error) {
+	err = c.do(ctx, "loadBefore", func(ctx context.Context, conn *zeowire.ClientConn) (err error) {
 		rev, ok, err = conn.LoadBefore(ctx, oid, before)
 		return err
 	})
@@ -136,7 +136,7 @@ func (c *Client) LoadBefore(ctx context.Context, oid zeowire.Oid, before zeowire
 // LoadSerial loads the record of oid written by transaction serial.
 func (c *Client) LoadSerial(ctx context.Context, oid zeowire.Oid, serial zeowire.Tid) ([]byte, error) {
 	var data []byte
-	err := c.do(ctx, "loadSerial", func(conn *zeowire.ClientConn) error {
+	err := c.do(ctx, "loadSerial", func(ctx context.Context, conn *zeowire.ClientConn) error {
 		r, err := conn.Call(ctx, "loadSerial", oid.Bytes(), serial.Bytes())
 		if err != nil {
 			return err
@@ -164,7 +164,7 @@ type HistoryEntry struct {
 // History returns up to n revisions of oid, newest first.
 func (c *Client) History(ctx context.Context, oid zeowire.Oid, n int) ([]HistoryEntry, error) {
 	var out []HistoryEntry
-	err := c.do(ctx, "history", func(conn *zeowire.ClientConn) error {
+	err := c.do(ctx, "history", func(ctx context.Context, conn *zeowire.ClientConn) error {
 		r, err := conn.Call(ctx, "history", oid.Bytes(), int64(n))
 		if err != nil {
 			return err
@@ -228,7 +228,7 @@ func asBytes(v any) []byte {
 // Pack packs the storage to t (seconds since the epoch) and waits for the
 // end of the pack (pack(t, True)).
 func (c *Client) Pack(ctx context.Context, t float64) error {
-	return c.do(ctx, "pack", func(conn *zeowire.ClientConn) error {
+	return c.do(ctx, "pack", func(ctx context.Context, conn *zeowire.ClientConn) error {
 		_, err := conn.Call(ctx, "pack", t, true)
 		return err
 	})
@@ -239,7 +239,7 @@ func (c *Client) Pack(ctx context.Context, t float64) error {
 func (c *Client) GetInvalidations(ctx context.Context, tid zeowire.Tid) (Invalidation, bool, error) {
 	var inv Invalidation
 	var ok bool
-	err := c.do(ctx, "getInvalidations", func(conn *zeowire.ClientConn) error {
+	err := c.do(ctx, "getInvalidations", func(ctx context.Context, conn *zeowire.ClientConn) error {
 		r, err := conn.Call(ctx, "getInvalidations", tid.Bytes())
 		if err != nil || r == nil {
 			return err
@@ -332,7 +332,7 @@ func (c *Client) iterate(ctx context.Context, next *zeowire.Tid, stop zeowire.Ti
 	if *next != 0 {
 		startArg = next.Bytes()
 	}
-	r, err := conn.Call(ctx, "iterator_start", startArg, stopArg)
+	r, err := c.call(ctx, conn, "iterator_start", startArg, stopArg)
 	if err != nil {
 		return false, err
 	}
@@ -347,7 +347,7 @@ func (c *Client) iterate(ctx context.Context, next *zeowire.Tid, stop zeowire.Ti
 		}
 	}()
 	for {
-		r, err := conn.Call(ctx, "iterator_next", iid)
+		r, err := c.call(ctx, conn, "iterator_next", iid)
 		if err != nil {
 			return false, err
 		}
@@ -370,7 +370,7 @@ func (c *Client) iterate(ctx context.Context, next *zeowire.Tid, stop zeowire.Ti
 }
 
 func (c *Client) records(ctx context.Context, conn *zeowire.ClientConn, iid int64, t *Txn) error {
-	r, err := conn.Call(ctx, "iterator_record_start", iid, t.Tid.Bytes())
+	r, err := c.call(ctx, conn, "iterator_record_start", iid, t.Tid.Bytes())
 	if err != nil {
 		return err
 	}
@@ -379,7 +379,7 @@ func (c *Client) records(ctx context.Context, conn *zeowire.ClientConn, iid int6
 		return fmt.Errorf("iterator_record_start: malformed reply %s", zeowire.Repr(r))
 	}
 	for {
-		r, err := conn.Call(ctx, "iterator_record_next", riid)
+		r, err := c.call(ctx, conn, "iterator_record_next", riid)
 		if err != nil {
 			return err
 		}
@@ -473,7 +473,7 @@ func (c *Client) Commit(ctx context.Context, user, description []byte, ext zeowi
 			return fail("storea", err)
 		}
 	}
-	r, err := conn.Call(ctx, "vote", txn)
+	r, err := c.call(ctx, conn, "vote", txn)
 	if err == nil {
 		// Conflicts returned for client-side resolution: this client does
 		// not resolve, so they are a ConflictError.
@@ -496,11 +496,11 @@ func (c *Client) Commit(ctx context.Context, user, description []byte, ext zeowi
 	}
 	if err != nil {
 		if conn.Err() == nil {
-			conn.Call(ctx, "tpc_abort", txn)
+			c.call(ctx, conn, "tpc_abort", txn)
 		}
 		return fail("vote", err)
 	}
-	r, err = conn.Call(ctx, "tpc_finish", txn)
+	r, err = c.call(ctx, conn, "tpc_finish", txn)
 	if err != nil {
 		return fail("tpc_finish", err)
 	}
@@ -516,7 +516,7 @@ func (c *Client) Commit(ctx context.Context, user, description []byte, ext zeowi
 // to 100, in ascending order).
 func (c *Client) NewOids(ctx context.Context) ([]zeowire.Oid, error) {
 	var oids []zeowire.Oid
-	err := c.do(ctx, "new_oids", func(conn *zeowire.ClientConn) error {
+	err := c.do(ctx, "new_oids", func(ctx context.Context, conn *zeowire.ClientConn) error {
 		r, err := conn.Call(ctx, "new_oids")
 		if err != nil {
 			return err

@@ -56,6 +56,9 @@ type Options struct {
 	// DialTimeout bounds the connection and handshake with one address
 	// (default 10 s).
 	DialTimeout time.Duration
+	// CallTimeout, if positive, bounds each call but pack (ZEO itself has
+	// no timeouts: a server that stops answering would hang the client).
+	CallTimeout time.Duration
 	// TLS, if set, makes every connection use TLS.
 	TLS *tls.Config
 	// Heartbeat is passed to zeowire.ClientOptions (0: 60 s).
@@ -458,12 +461,28 @@ func lost(conn *zeowire.ClientConn, err error) bool {
 	return conn.Err() != nil
 }
 
+// callContext bounds one call by Options.CallTimeout (pack excepted: a
+// pack takes as long as it takes).
+func (c *Client) callContext(ctx context.Context, op string) (context.Context, context.CancelFunc) {
+	if c.opts.CallTimeout <= 0 || op == "pack" {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.opts.CallTimeout)
+}
+
+// call is conn.Call bounded by Options.CallTimeout.
+func (c *Client) call(ctx context.Context, conn *zeowire.ClientConn, name string, args ...any) (any, error) {
+	cctx, cancel := c.callContext(ctx, name)
+	defer cancel()
+	return conn.Call(cctx, name, args...)
+}
+
 // maxReconnects bounds how often one operation reconnects.
 const maxReconnects = 3
 
 // do runs f on the current connection; when the connection is lost it
 // reconnects (failing over) and runs f again.
-func (c *Client) do(ctx context.Context, op string, f func(*zeowire.ClientConn) error) error {
+func (c *Client) do(ctx context.Context, op string, f func(context.Context, *zeowire.ClientConn) error) error {
 	for attempt := 0; ; attempt++ {
 		c.mu.Lock()
 		conn, addr, closed := c.conn, c.addr, c.closed
@@ -471,7 +490,9 @@ func (c *Client) do(ctx context.Context, op string, f func(*zeowire.ClientConn) 
 		if closed || conn == nil {
 			return fmt.Errorf("%s: %s: %w", addr, op, zeowire.ErrClosed)
 		}
-		err := f(conn)
+		cctx, cancel := c.callContext(ctx, op)
+		err := f(cctx, conn)
+		cancel()
 		if err == nil {
 			return nil
 		}
@@ -496,7 +517,13 @@ type OpError struct {
 	Err  error
 }
 
-func (e *OpError) Error() string { return e.Addr + ": " + e.Op + ": " + e.Err.Error() }
+func (e *OpError) Error() string {
+	msg := e.Err.Error()
+	if strings.HasPrefix(msg, e.Op+": ") { // zeowire names the call already
+		return e.Addr + ": " + msg
+	}
+	return e.Addr + ": " + e.Op + ": " + msg
+}
 func (e *OpError) Unwrap() error { return e.Err }
 
 // Ruok sends the ruok probe (no registration) to the first address that

@@ -237,3 +237,29 @@ func TestHugeFrameAndGarbage(t *testing.T) {
 	ln2.Close()
 	wg.Wait()
 }
+
+func TestCallTimeout(t *testing.T) {
+	checkGoroutines(t)
+	ctx := context.Background()
+	f := startFake(t, 'M', func(codec zeowire.Codec, m zeowire.Message) [][]byte {
+		if out, ok := normal(codec, m); ok && m.Name == "register" {
+			return out
+		}
+		return [][]byte{} // never answers
+	})
+	c, err := Connect(ctx, Options{Addrs: []string{f.addr}, CallTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_, err = c.LastTransaction(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || err.Error() != f.addr+": lastTransaction: context deadline exceeded" || time.Since(start) > 2*time.Second {
+		t.Errorf("%v", err)
+	}
+	for _, err := range c.Transactions(ctx, 0, 0) {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("iterator: %v", err)
+		}
+	}
+}
