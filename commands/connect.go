@@ -128,6 +128,11 @@ minus --days days. Waits for the end of the pack.`,
 				&cli.StringFlag{Name: "time", Aliases: []string{"t"}, Usage: "pack time"}},
 			Action: runConnectPack},
 		{Name: "watch", Usage: "print invalidations as they arrive, one line each, until interrupted",
+			Description: `One line per committed transaction: tid, time, oids (--json: {tid, time,
+oids}). When the connection is lost it fails over to the next server (or
+waits for one, up to --wait, 1 minute by default) and prints, marked
+"missed while disconnected", what was committed meanwhile. SIGINT or
+SIGTERM end it with exit status 0.`,
 			Flags:  []cli.Flag{jsonFlag(), &cli.IntFlag{Name: "count", Usage: "stop after N invalidations"}},
 			Action: runConnectWatch},
 		{Name: "copy", Usage: "copy all transactions into a new local Data.fs (verified, written aside, renamed)", ArgsUsage: "DEST.fs",

@@ -118,6 +118,9 @@ func runConnectWatch(c *cli.Context) error {
 		return err
 	}
 	opts.ReadOnly = true
+	if !c.IsSet("wait") && c.String("config") == "" {
+		opts.Wait = time.Minute // a watcher outlives server restarts
+	}
 	opts.OnInvalidate = func(inv client.Invalidation) {
 		select {
 		case invs <- inv:

@@ -20,6 +20,18 @@
 //   - Invalidations are handed to Options.OnInvalidate on the connection's
 //     reader goroutine, so no extra goroutine or queue exists; the callback
 //     must return quickly.
+//   - ZEO has no timeouts, so a server that stops answering would hang its
+//     clients forever: Options.CallTimeout bounds every call but pack.
+//   - Info's last tid is the one the client knows (registration, its own
+//     commits, invalidations), as Python's ClientStorage keeps it, so that
+//     info makes the same calls as the Python client (checked against the
+//     recorded sessions of the reference server).
+//
+// Errors name the address and the call: *UnreachableError (no server
+// answered), *RegisterError (a server refused the registration),
+// *ConnectionLostError (the connection broke and no server took over),
+// *OpError (the server's answer, typed by zeowire, e.g.
+// *zeowire.POSKeyError, or a malformed reply).
 package client
 
 import (
