@@ -219,8 +219,8 @@ func (t *txn) Delete(oid zeowire.Oid, serial zeowire.Tid) error {
 // Restore writes a record without conflict checks (restorea), as
 // FileStorage.restore: nil data records that the object does not exist
 // (backpointer 0); with prevTxn, when oid has a record in that transaction
-// holding the same data, a backpointer to it is written instead of the
-// data (to its own target when that record is a backpointer itself).
+// holding the same data (or a backpointer, trusted), a backpointer to that
+// record is written instead of the data.
 func (t *txn) Restore(oid zeowire.Oid, serial zeowire.Tid, data []byte, prevTxn zeowire.Tid) error {
 	s := t.s
 	var back int64
@@ -255,11 +255,7 @@ func (s *Store) dataFind(oid zeowire.Oid, tid zeowire.Tid, data []byte) int64 {
 		}
 		if zeowire.Tid(h.Tid) == tid {
 			if h.DataLen == 0 {
-				back, err := s.backOf(pos)
-				if err != nil {
-					return 0
-				}
-				return back
+				return pos // a backpointer too: trusted, as FileStorage does
 			}
 			if d, err := s.recData(pos, h); err == nil && string(d) == string(data) {
 				return pos
@@ -352,6 +348,9 @@ func (t *txn) Undo(id zeowire.Tid) ([]zeowire.Oid, error) {
 				b, err2 := s.dataPos(r.Pos)
 				if err1 != nil || err2 != nil || a == 0 || a != b || a == cur {
 					s.mu.RUnlock()
+					if r.Prev == 0 {
+						return nil, undoError("no previous record", oid.Bytes())
+					}
 					return nil, undoError("Some data were modified by a later transaction", oid.Bytes())
 				}
 			}
