@@ -388,7 +388,8 @@ func (t *txn) Undo(id zeowire.Tid) ([]zeowire.Oid, error) {
 	return oids, nil
 }
 
-// findTxn finds the position of transaction id, walking back from the end.
+// findTxn finds the position of transaction id, walking back from the end
+// (tids need not be in order: FileStorage tolerates time-stamp reductions).
 func (s *Store) findTxn(id zeowire.Tid) (int64, error) {
 	f, err := fsformat.NewFile(io.NewSectionReader(s.f, 0, s.end), s.end, s.path)
 	if err != nil {
@@ -401,7 +402,9 @@ func (s *Store) findTxn(id zeowire.Tid) (int64, error) {
 		if zeowire.Tid(tx.Tid) == id {
 			return tx.Pos, nil
 		}
-		if zeowire.Tid(tx.Tid) < id {
+		// As FileStorage's _txn_find: the search ends at the first
+		// packed transaction (nothing before a pack can be undone).
+		if tx.Status == fsformat.StatusPacked {
 			break
 		}
 	}
