@@ -438,14 +438,16 @@ func TestReindexKillChild(t *testing.T) {
 	if path == "" {
 		t.Skip("child process of TestReindexKilled")
 	}
+	fmt.Println("START")
+	os.Stdout.Sync()
 	var out, errb bytes.Buffer
 	if exit := Run([]string{"zodbctl", "reindex", path}, &out, &errb); exit != 0 {
 		t.Fatalf("reindex: exit %d: %s", exit, errb.String())
 	}
 }
 
-// TestReindexKilled kills (SIGKILL) a reindex child at random moments of
-// its run (ZODBCTL_REINDEX_KILL_ROUNDS times, default 20) over a stale
+// TestReindexKilled kills (SIGKILL) a reindex child at a random moment of
+// its reindex (ZODBCTL_REINDEX_KILL_ROUNDS times, default 20) over a stale
 // index. After each kill verify --index must find either the old index,
 // byte for byte (stale, exit 1), or the complete new one (consistent, exit
 // 0): never a partial file. A new reindex must then succeed (the flock died
@@ -498,10 +500,17 @@ func TestReindexKilled(t *testing.T) {
 		cmd.Env = append(os.Environ(), "ZODBCTL_REINDEX_KILL_FILE="+path)
 		return cmd
 	}
-	// How long a whole child run takes: the kills are spread over it.
-	start := time.Now()
+	// The child's reindex takes about as long as one here: the kills are
+	// spread over that time after it says START.
 	if out, err := child().CombinedOutput(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(path+".index", oldIndex, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, _, exit := run(t, "reindex", path); exit != 0 {
+		t.Fatal("reindex failed")
 	}
 	full := time.Since(start)
 	newIndex, err := os.ReadFile(path + ".index")
@@ -515,10 +524,17 @@ func TestReindexKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := child()
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rand.Int64N(int64(full))))
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() && sc.Text() != "START" {
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(full) * 5 / 4)))
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 
