@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Times `cat`, `zodbctl fsrefs`, `zodbctl analyze` and `zodbctl fsstats` (all
 # > /dev/null) on one Data.fs in the same run (warm page cache), and prints
-# each one's ratio to cat and peak RSS, then peak RSS per object.
+# each one's ratio to cat, peak RSS, and that RSS divided by the number of
+# objects (fsstats' count; the whole RSS, so the ~10 MiB any Go process
+# has is in it: compare files of different sizes for the marginal cost).
 #
 #   go run ./bench/gendata -size 500MB -o /tmp/bench500.fs   # if not there yet
 #   bench/refs.sh /tmp/bench500.fs
