@@ -961,3 +961,37 @@ func TestConnectTLS(t *testing.T) {
 		t.Errorf("plain client: %d %q", code, errOut)
 	}
 }
+
+func TestConnectUnixAndIPv6(t *testing.T) {
+	connNoLeaks(t)
+	st := connMemFromFile(t, connBasicFS)
+	want := st.LastTransaction().String() + "\n"
+	serve := func(ln net.Listener) {
+		srv := &zeowire.Server{Storages: map[string]zeowire.Storage{"1": st}}
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(ln) }()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			<-done
+		})
+	}
+	sock := filepath.Join(t.TempDir(), "zeo.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(ln)
+	if out, errOut, code := connectRun("-s", sock, "last-tid"); code != 0 || out != want {
+		t.Errorf("unix: %d %q %q", code, out, errOut)
+	}
+	ln6, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	}
+	serve(ln6)
+	if out, errOut, code := connectRun("-s", ln6.Addr().String(), "last-tid"); code != 0 || out != want {
+		t.Errorf("ipv6 %s: %d %q %q", ln6.Addr(), code, out, errOut)
+	}
+}
