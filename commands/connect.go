@@ -36,10 +36,10 @@ zodbctl connect -C zope.conf [--db NAME] SUBCOMMAND [ARGS]
 
 ADDR is host:port, [v6]:port, port (on 127.0.0.1) or a Unix socket path,
 or zeopack's host:port:NAME (the storage name); -s may also come from
-$ZODBCTL_SERVER. With several addresses the client
-tries them in order and fails over to the next one, also when a server goes
-away in the middle of a command (reads are repeated, an iteration resumes
-after the last transaction it printed). With --wait DURATION it keeps
+$ZODBCTL_SERVER. With several addresses the client tries them in order and
+fails over to the next one, also when a server goes away in the middle of a
+command (reads are repeated, an iteration resumes after the last
+transaction it printed). With --wait DURATION it keeps
 retrying, with backoff, while no server answers, and says on stderr what it
 waits for. -C takes the servers, storage and TLS settings of the <zeoclient>
 or <clientstorage> of a <zodb NAME> (or <zodb_db NAME>) section.
@@ -86,7 +86,7 @@ func connectSubcommands() []*cli.Command {
 		{Name: "status", Usage: "server_status of the storage, or with --ruok the status probe of every storage (no registration)",
 			Flags:  []cli.Flag{jsonFlag(), &cli.BoolFlag{Name: "ruok", Usage: "use the ruok probe instead of registering"}},
 			Action: runConnectStatus},
-		{Name: "check", Usage: "health check like zeoup: connect, load the root, commit a trivial transaction",
+		{Name: "check", Usage: "health check like zeoup: connect, load the root, commit (zeoup's counter)",
 			Description: `Connects, loads the root object and, unless --nowrite, does what zeoup
 does: increments root['monitor']['zeoup'].value (a ZODB.tests.MinPO.MinPO in
 a PersistentMapping, both created when missing; an empty storage first gets
