@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/zodbctl/zodbctl/fsformat"
+	"github.com/zodbctl/zodbctl/fsformat/fsindex"
 	"github.com/zodbctl/zodbctl/fsformat/pickle"
 	"github.com/zodbctl/zodbctl/zeowire"
 	"github.com/zodbctl/zodbctl/zeowire/client"
@@ -256,6 +257,17 @@ func runConnectCopy(c *cli.Context) error {
 		st.txns, st.recs, st.size, c.String("storage"), cl.Addr(), dest, took.Seconds()))
 }
 
+// compactIndex is fsformat.Index on fsindex's compact map (a few bytes an
+// oid instead of a Go map's ~40), so a copy's memory stays small.
+type compactIndex struct{ x *fsindex.Index }
+
+func (c compactIndex) Get(oid fsformat.Oid) (int64, bool) {
+	p, ok := c.x.Get(uint64(oid))
+	return int64(p), ok
+}
+
+func (c compactIndex) Set(oid fsformat.Oid, pos int64) { c.x.Set(uint64(oid), uint64(pos)) }
+
 type copyStats struct {
 	txns, recs int
 	size       int64
@@ -280,7 +292,7 @@ func copyToFile(ctx context.Context, cl *client.Client, dest string, since zeowi
 			os.Remove(tmp)
 		}
 	}()
-	idx := fsformat.MapIndex{}
+	idx := compactIndex{fsindex.New()}
 	app, err := fsformat.Create(tmp, idx)
 	if err != nil {
 		return st, exitWith(ExitFailure, "zodbctl connect: copy: %v", err)
