@@ -137,7 +137,8 @@ SIGTERM end it with exit status 0.`,
 			Action: runConnectWatch},
 		{Name: "copy", Usage: "copy all transactions into a new local Data.fs (verified, written aside, renamed)", ArgsUsage: "DEST.fs",
 			Flags: []cli.Flag{jsonFlag(), &cli.StringFlag{Name: "since", Usage: "copy transactions from this tid on"},
-				&cli.BoolFlag{Name: "force", Usage: "replace an existing DEST.fs"}},
+				&cli.StringFlag{Name: "blob-dir", Usage: "copy the blobs into this new directory (bushy layout)"},
+				&cli.BoolFlag{Name: "force", Usage: "replace an existing DEST.fs (and --blob-dir)"}},
 			Action: runConnectCopy},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"os/signal"
@@ -230,13 +231,26 @@ func runConnectCopy(c *cli.Context) error {
 	if _, err := os.Lstat(dest); err == nil && !c.Bool("force") {
 		return exitWith(ExitFailure, "zodbctl connect: copy: %s already exists (use --force to replace it)", dest)
 	}
+	blobDir := c.String("blob-dir")
+	if blobDir != "" {
+		if _, err := os.Lstat(blobDir); err == nil && !c.Bool("force") {
+			return exitWith(ExitFailure, "zodbctl connect: copy: %s already exists (use --force to replace it)", blobDir)
+		}
+	}
 	cl, err := dial(c, true, nil)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	start := time.Now()
-	st, err := copyToFile(c.Context, cl, dest, since)
+	warned := false
+	noBlobDir := func() {
+		if !warned {
+			warned = true
+			fmt.Fprintf(c.App.ErrWriter, "zodbctl connect: copy: the storage has blobs; they are not copied without --blob-dir\n")
+		}
+	}
+	st, err := copyToFile(c.Context, cl, dest, since, blobDir, noBlobDir)
 	if err != nil {
 		return err
 	}
@@ -248,13 +262,18 @@ func runConnectCopy(c *cli.Context) error {
 			Dest         string  `json:"dest"`
 			Transactions int     `json:"transactions"`
 			Records      int     `json:"records"`
+			Blobs        int     `json:"blobs"`
 			Size         int64   `json:"size"`
 			LastTid      string  `json:"last_tid"`
 			Duration     float64 `json:"duration"`
-		}{cl.Addr(), c.String("storage"), dest, st.txns, st.recs, st.size, st.last.String(), math.Round(took.Seconds()*1e6) / 1e6})
+		}{cl.Addr(), c.String("storage"), dest, st.txns, st.recs, st.blobs, st.size, st.last.String(), math.Round(took.Seconds()*1e6) / 1e6})
 	}
-	return writeOut(c.App.Writer, fmt.Sprintf("copied %d transactions (%d records, %d bytes) from storage %s at %s to %s in %.3fs\n",
-		st.txns, st.recs, st.size, c.String("storage"), cl.Addr(), dest, took.Seconds()))
+	blobs := ""
+	if blobDir != "" {
+		blobs = fmt.Sprintf(", %d blobs in %s", st.blobs, blobDir)
+	}
+	return writeOut(c.App.Writer, fmt.Sprintf("copied %d transactions (%d records, %d bytes%s) from storage %s at %s to %s in %.3fs\n",
+		st.txns, st.recs, st.size, blobs, c.String("storage"), cl.Addr(), dest, took.Seconds()))
 }
 
 // compactIndex is fsformat.Index on fsindex's compact map (a few bytes an
@@ -269,16 +288,32 @@ func (c compactIndex) Get(oid fsformat.Oid) (int64, bool) {
 func (c compactIndex) Set(oid fsformat.Oid, pos int64) { c.x.Set(uint64(oid), uint64(pos)) }
 
 type copyStats struct {
-	txns, recs int
-	size       int64
-	last       zeowire.Tid
+	txns, recs, blobs int
+	size              int64
+	last              zeowire.Tid
 }
 
 // copyToFile writes the server's transactions into a temporary file next
 // to dest, fsyncs and verifies it, then renames it over dest and fsyncs the
 // directory: dest is either the complete verified copy or untouched.
-// (renameio cannot be used: fsformat.Appender creates its own file.)
-func copyToFile(ctx context.Context, cl *client.Client, dest string, since zeowire.Tid) (st copyStats, err error) {
+// (renameio cannot be used: fsformat.Appender creates its own file.) With
+// blobDir, the blob files go to a temporary directory beside it (bushy
+// layout), renamed into place just before dest.
+func copyToFile(ctx context.Context, cl *client.Client, dest string, since zeowire.Tid, blobDir string, noBlobDir func()) (st copyStats, err error) {
+	var tmpBlobs string
+	if blobDir != "" {
+		if tmpBlobs, err = os.MkdirTemp(filepath.Dir(blobDir), "."+filepath.Base(blobDir)+".tmp-*"); err != nil {
+			return st, exitWith(ExitFailure, "zodbctl connect: copy: %v", err)
+		}
+		defer func() {
+			if err != nil {
+				os.RemoveAll(tmpBlobs)
+			}
+		}()
+		if err = os.WriteFile(filepath.Join(tmpBlobs, ".layout"), []byte("bushy"), 0o644); err != nil {
+			return st, exitWith(ExitFailure, "zodbctl connect: copy: %v", err)
+		}
+	}
 	dir := filepath.Dir(dest)
 	tmpf, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp-*")
 	if err != nil {
@@ -358,6 +393,19 @@ func copyToFile(ctx context.Context, cl *client.Client, dest string, since zeowi
 			} else {
 				_, err = app.Store(fsformat.Oid(r.Oid), r.Data)
 			}
+			if err == nil && r.Data != nil && isBlobRecord(r.Data) {
+				if tmpBlobs == "" {
+					noBlobDir()
+				} else {
+					path := zeowire.BushyBlobPath(tmpBlobs, r.Oid, r.Tid)
+					if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+						if err = cl.FetchBlob(ctx, r.Oid, r.Tid, path); err != nil {
+							return st, connectErr(err)
+						}
+						st.blobs++
+					}
+				}
+			}
 			if err != nil {
 				return fail(fmt.Errorf("transaction %s: oid %s: %w", txn.Tid, r.Oid, err))
 			}
@@ -379,6 +427,20 @@ func copyToFile(ctx context.Context, cl *client.Client, dest string, since zeowi
 	if err := fsformat.Verify(tmp, fsformat.VerifyOptions{}); err != nil {
 		return fail(fmt.Errorf("verifying the copy: %w", err))
 	}
+	if tmpBlobs != "" {
+		if err := syncTree(tmpBlobs); err != nil {
+			return fail(err)
+		}
+		if _, err := os.Lstat(blobDir); err == nil {
+			// --force: the old tree goes only now that the new one is complete.
+			if err := os.RemoveAll(blobDir); err != nil {
+				return fail(err)
+			}
+		}
+		if err := os.Rename(tmpBlobs, blobDir); err != nil {
+			return fail(err)
+		}
+	}
 	if err := os.Rename(tmp, dest); err != nil {
 		return fail(err)
 	}
@@ -387,4 +449,23 @@ func copyToFile(ctx context.Context, cl *client.Client, dest string, since zeowi
 		d.Close()
 	}
 	return st, nil
+}
+
+// isBlobRecord tells whether a record is a ZODB.blob.Blob (whose content is
+// a file beside the storage, fetched with sendBlob).
+func isBlobRecord(data []byte) bool { return recordClass(data) == "ZODB.blob.Blob" }
+
+// syncTree fsyncs every file and directory under root.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	})
 }

@@ -995,3 +995,71 @@ func TestConnectUnixAndIPv6(t *testing.T) {
 		t.Errorf("ipv6 %s: %d %q %q", ln6.Addr(), code, out, errOut)
 	}
 }
+
+func TestConnectCopyBlobs(t *testing.T) {
+	connNoLeaks(t)
+	ctx := context.Background()
+	st := memstore.New("blobs")
+	if err := st.SetBlobDir(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	blobRecord := []byte("\x80\x03cZODB.blob\nBlob\nq\x00.\x80\x03N.")
+	contents := [][]byte{bytes.Repeat([]byte("blob one "), 20000), []byte("blob two\n")}
+	var tids []zeowire.Tid
+	for i, content := range contents {
+		tmp := filepath.Join(st.BlobTempDir(), "upload")
+		os.WriteFile(tmp, content, 0o600)
+		tid := zeowire.TidFromTime(time.Now()).LaterThan(st.LastTransaction())
+		stx, err := st.Begin(ctx, zeowire.TxnMeta{Tid: tid, Status: ' ', Description: []byte("blob")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var serial zeowire.Tid
+		if i > 0 {
+			serial = tids[0]
+		}
+		if err := stx.(zeowire.BlobTxn).StoreBlob(1, serial, blobRecord, tmp); err != nil {
+			t.Fatal(err)
+		}
+		stx.Vote()
+		if err := stx.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		tids = append(tids, tid)
+	}
+	s := connStartZEO(t, true, st)
+	dir := t.TempDir()
+	dest, blobs := filepath.Join(dir, "Data.fs"), filepath.Join(dir, "blobs")
+	out, errOut, code := connectRun("-s", s.addr, "copy", dest, "--blob-dir", blobs)
+	if code != 0 || !strings.Contains(out, "(2 records, ") || !strings.Contains(out, ", 2 blobs in "+blobs+")") || errOut != "" {
+		t.Fatalf("copy: %d %q %q", code, out, errOut)
+	}
+	for i, tid := range tids {
+		got, err := os.ReadFile(zeowire.BushyBlobPath(blobs, 1, tid))
+		if err != nil || !bytes.Equal(got, contents[i]) {
+			t.Errorf("blob %d: %v (%d bytes)", i, err, len(got))
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(blobs, ".layout")); string(b) != "bushy" {
+		t.Errorf(".layout %q", b)
+	}
+	// Without --blob-dir: the records, and a warning.
+	dest2 := filepath.Join(dir, "NoBlobs.fs")
+	_, errOut, code = connectRun("-s", s.addr, "copy", dest2)
+	if code != 0 || errOut != "zodbctl connect: copy: the storage has blobs; they are not copied without --blob-dir\n" {
+		t.Errorf("copy without blobs: %d %q", code, errOut)
+	}
+	// A missing blob fails the copy and leaves nothing behind.
+	os.Chmod(zeowire.BushyOidDir(st.BlobDir(), 1), 0o700)
+	if err := os.Remove(zeowire.BushyBlobPath(st.BlobDir(), 1, tids[1])); err != nil {
+		t.Fatal(err)
+	}
+	dir3 := t.TempDir()
+	_, errOut, code = connectRun("-s", s.addr, "copy", filepath.Join(dir3, "Data.fs"), "--blob-dir", filepath.Join(dir3, "blobs"))
+	if code != exitConnNoObject || !strings.HasPrefix(errOut, "zodbctl connect: "+s.addr+": sendBlob: ") {
+		t.Errorf("missing blob: %d %q", code, errOut)
+	}
+	if ents, _ := os.ReadDir(dir3); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}

@@ -1,10 +1,13 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -535,4 +538,47 @@ func (c *Client) NewOids(ctx context.Context) ([]zeowire.Oid, error) {
 		return nil
 	})
 	return oids, err
+}
+
+// blobSink is where the chunks of one sendBlob go.
+type blobSink struct {
+	w   io.Writer
+	err error // the first write error
+}
+
+// FetchBlob writes the committed blob of oid at serial to the file path
+// (created or truncated; sendBlob streams it in chunks before its reply).
+// A missing blob is a *zeowire.POSKeyError.
+func (c *Client) FetchBlob(ctx context.Context, oid zeowire.Oid, serial zeowire.Tid, path string) error {
+	key := [2]uint64{uint64(oid), uint64(serial)}
+	return c.do(ctx, "sendBlob", func(ctx context.Context, conn *zeowire.ClientConn) error {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		bw := bufio.NewWriterSize(f, 64<<10)
+		sink := &blobSink{w: bw}
+		c.blobMu.Lock()
+		if c.blobs == nil {
+			c.blobs = map[[2]uint64]*blobSink{}
+		}
+		c.blobs[key] = sink
+		c.blobMu.Unlock()
+		_, err = conn.Call(ctx, "sendBlob", oid.Bytes(), serial.Bytes())
+		c.blobMu.Lock()
+		delete(c.blobs, key)
+		c.blobMu.Unlock()
+		if err != nil {
+			return err
+		}
+		// The chunks came before the reply on the same reader goroutine.
+		if sink.err != nil {
+			return fmt.Errorf("writing %s: %w", path, sink.err)
+		}
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		return f.Close()
+	})
 }

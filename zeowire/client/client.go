@@ -172,6 +172,10 @@ type Client struct {
 	lastTid zeowire.Tid
 	ro      bool
 	closed  bool
+	// blobs receives the receiveBlobChunk messages of sendBlob calls in
+	// progress, keyed by (oid, serial).
+	blobMu sync.Mutex
+	blobs  map[[2]uint64]*blobSink
 	// known is the newest tid this client knows of: registration, its own
 	// commits and the invalidations received (as ClientStorage keeps
 	// it). Atomic: the reader goroutine updates it without c.mu, which
@@ -302,6 +306,23 @@ func (c *Client) async(m zeowire.Message) {
 			}
 		}
 		c.opts.OnInvalidate(inv)
+	case "receiveBlobChunk":
+		if len(args) != 3 {
+			return
+		}
+		oid, err1 := zeowire.AsOid(args[0])
+		serial, err2 := zeowire.AsTid(args[1])
+		chunk, ok := args[2].([]byte)
+		if err1 != nil || err2 != nil || !ok {
+			return
+		}
+		// Written under the lock: once FetchBlob removed its sink (a
+		// timeout), nothing writes to its file any more.
+		c.blobMu.Lock()
+		if sink := c.blobs[[2]uint64{uint64(oid), uint64(serial)}]; sink != nil && sink.err == nil {
+			_, sink.err = sink.w.Write(chunk)
+		}
+		c.blobMu.Unlock()
 	case "info":
 		if c.opts.OnInfo != nil && len(args) == 1 {
 			if d, ok := args[0].(zeowire.Dict); ok {

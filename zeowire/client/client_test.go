@@ -1,9 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -339,4 +342,48 @@ func TestUnreachableAndRefused(t *testing.T) {
 	if err != nil || a != ro.addr || !strings.HasPrefix(string(b), `{"1": {"connections": `) {
 		t.Errorf("ruok %s %s %v", b, a, err)
 	}
+}
+
+func TestFetchBlob(t *testing.T) {
+	encodings(t, func(t *testing.T, msgpack bool) {
+		checkGoroutines(t)
+		ctx := context.Background()
+		st := memstore.New("blobs")
+		if err := st.SetBlobDir(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+		content := bytes.Repeat([]byte("0123456789abcdef"), 10000) // several chunks
+		tmp := filepath.Join(st.BlobTempDir(), "upload")
+		os.WriteFile(tmp, content, 0o600)
+		tid := zeowire.TidFromTime(time.Now())
+		stx, err := st.Begin(ctx, zeowire.TxnMeta{Tid: tid, Status: ' '})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stx.(zeowire.BlobTxn).StoreBlob(5, 0, []byte("\x80\x03cZODB.blob\nBlob\nq\x00.\x80\x03N."), tmp); err != nil {
+			t.Fatal(err)
+		}
+		stx.Vote()
+		if err := stx.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		s := startServer(t, msgpack, st)
+		c, err := Connect(ctx, Options{Addrs: []string{s.addr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		out := filepath.Join(t.TempDir(), "b")
+		if err := c.FetchBlob(ctx, 5, tid, out); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(out); !bytes.Equal(got, content) {
+			t.Errorf("blob: %d bytes, want %d", len(got), len(content))
+		}
+		err = c.FetchBlob(ctx, 5, tid+1, out)
+		var pk *zeowire.POSKeyError
+		if !errors.As(err, &pk) || !strings.HasPrefix(err.Error(), s.addr+": sendBlob: ") {
+			t.Errorf("missing blob: %v", err)
+		}
+	})
 }
