@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -136,6 +135,15 @@ SIGTERM end it with exit status 0.`,
 			Flags:  []cli.Flag{jsonFlag(), &cli.IntFlag{Name: "count", Usage: "stop after N invalidations"}},
 			Action: runConnectWatch},
 		{Name: "copy", Usage: "copy all transactions into a new local Data.fs (verified, written aside, renamed)", ArgsUsage: "DEST.fs",
+			Description: `Fetches the transactions (from --since on) and writes them as FileStorage's
+copyTransactionsFrom does: same tids, statuses, metadata and records, undo
+records as backpointers. The file is written beside DEST.fs, fsynced,
+checked like fstest, then renamed: DEST.fs is either the complete copy or
+not there. With --blob-dir the blob files come along (sendBlob) into a new
+bushy blob directory. A lost connection resumes on the next server after
+the last transaction copied. In msgpack mode an extension's lists come back
+as tuples (msgpack has no difference), so such a transaction pickles a few
+bytes differently from the original.`,
 			Flags: []cli.Flag{jsonFlag(), &cli.StringFlag{Name: "since", Usage: "copy transactions from this tid on"},
 				&cli.StringFlag{Name: "blob-dir", Usage: "copy the blobs into this new directory (bushy layout)"},
 				&cli.BoolFlag{Name: "force", Usage: "replace an existing DEST.fs (and --blob-dir)"}},
@@ -394,13 +402,6 @@ func parseHex64(s string) (uint64, error) {
 		v = v<<4 | d
 	}
 	return v, nil
-}
-
-func withTimeoutCtx(c *cli.Context) context.Context {
-	if c.Context != nil {
-		return c.Context
-	}
-	return context.Background()
 }
 
 // writeOut writes s to the command's stdout.
