@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -261,6 +262,19 @@ func TestConnectAgainstRecordedPythonServer(t *testing.T) {
 	}
 	fsOut, _, _ := connFsdumpJSON(t, "../testdata/zeo/data/h-history-iteration/before/Data1.fs")
 	connAgreesWithFsdump(t, out, fsOut)
+	s.check(t)
+	// The text form, from a fresh replay: fsdump's lines less the offsets.
+	s = connStartReplay(t, connLoadTranscript(t, "h-history-iteration"))
+	out, _, code = connectRun("-s", s.addr, "transactions")
+	// (the fsdump output the reference tools wrote next to the file)
+	fsText, err := os.ReadFile("../testdata/zeo/data/h-history-iteration/before/Data1.fs.dump.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText := regexp.MustCompile(`(?m)^(Trans #\d+ tid=\w+) size=\d+ (time=.*) offset=\d+$`).ReplaceAllString(string(fsText), "$1 $2")
+	if got := regexp.MustCompile(`(?m) extension=.*$`).ReplaceAllString(out, ""); code != 0 || got != wantText || len(fsText) == 0 {
+		t.Errorf("transactions:\n%s\nwant\n%s", got, wantText)
+	}
 	s.check(t)
 
 	// Server info, status, loads (pickle).
