@@ -263,3 +263,71 @@ func TestCallTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitMessages checks the commit calls' argument types against what
+// the Python client sends (zeo-protocol.md §3.3, §4.4): txn an int, user
+// and description bytes, extension a dict, tid None, status ' '; storea
+// (oid, serial, data, txn).
+func TestCommitMessages(t *testing.T) {
+	for _, letter := range []byte{'Z', 'M'} {
+		t.Run(string(letter), func(t *testing.T) {
+			checkGoroutines(t)
+			var mu sync.Mutex
+			var seen []zeowire.Message
+			f := startFake(t, letter, func(codec zeowire.Codec, m zeowire.Message) [][]byte {
+				mu.Lock()
+				seen = append(seen, m)
+				mu.Unlock()
+				switch m.Name {
+				case "vote":
+					return [][]byte{reply(codec, m, zeowire.List{})}
+				case "tpc_finish":
+					return [][]byte{reply(codec, m, zeowire.Tid(0x03f58e0000000005).Bytes())}
+				}
+				if out, ok := normal(codec, m); ok {
+					return out
+				}
+				return [][]byte{}
+			})
+			ctx := context.Background()
+			c, err := Connect(ctx, Options{Addrs: []string{f.addr}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			tid, err := c.Commit(ctx, []byte("/ alice"), []byte("d"), nil, []Store{{Oid: 3, Serial: 2, Data: []byte("x")}})
+			if err != nil || tid != 0x03f58e0000000005 {
+				t.Fatal(tid, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			var names []string
+			for _, m := range seen {
+				names = append(names, m.Name)
+			}
+			if strings.Join(names, " ") != "register tpc_begin storea vote tpc_finish" {
+				t.Fatalf("calls %v", names)
+			}
+			if seen[0].Kind != zeowire.KindCall || seen[1].Kind != zeowire.KindAsync || seen[2].Kind != zeowire.KindAsync ||
+				seen[3].Kind != zeowire.KindCall || seen[4].Kind != zeowire.KindCall {
+				t.Errorf("kinds %v", seen)
+			}
+			b := seen[1].Args.(zeowire.Tuple)
+			txn, isInt := b[0].(int64)
+			user, _ := b[1].([]byte)
+			desc, _ := b[2].([]byte)
+			_, isDict := b[3].(zeowire.Dict)
+			if len(b) != 6 || !isInt || txn <= 0 || string(user) != "/ alice" || string(desc) != "d" || !isDict || b[4] != nil || b[5] != " " {
+				t.Errorf("tpc_begin %s", zeowire.Repr(b))
+			}
+			s := seen[2].Args.(zeowire.Tuple)
+			if len(s) != 4 || !zeowire.Equal(s[0], zeowire.Oid(3).Bytes()) || !zeowire.Equal(s[1], zeowire.Tid(2).Bytes()) ||
+				!zeowire.Equal(s[2], []byte("x")) || s[3] != txn {
+				t.Errorf("storea %s", zeowire.Repr(s))
+			}
+			if v := seen[3].Args.(zeowire.Tuple); len(v) != 1 || v[0] != txn {
+				t.Errorf("vote %s", zeowire.Repr(v))
+			}
+		})
+	}
+}
