@@ -878,3 +878,58 @@ func TestUndoChains(t *testing.T) {
 		t.Fatal("undo of t2 on a deleted object accepted")
 	}
 }
+
+// TestUndoSeveralInOne: Zope's undo form undoes several transactions in
+// one; newest first works through the records this transaction wrote.
+func TestUndoSeveralInOne(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	tid := zeowire.TidFromTime(time.Now().Add(-time.Hour))
+	run := func(f func(tx zeowire.StorageTxn) error) (zeowire.Tid, error) {
+		tid++
+		tx, err := st.Begin(ctx, zeowire.TxnMeta{Tid: tid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f(tx); err != nil {
+			tx.Abort()
+			return 0, err
+		}
+		tx.Vote()
+		return tid, tx.Finish()
+	}
+	t1, _ := run(func(tx zeowire.StorageTxn) error { return tx.Store(1, 0, []byte("A")) })
+	t2, _ := run(func(tx zeowire.StorageTxn) error { return tx.Store(1, t1, []byte("B")) })
+	t3, _ := run(func(tx zeowire.StorageTxn) error { return tx.Store(1, t2, []byte("C")) })
+	undoAll := func(ids ...zeowire.Tid) error {
+		_, err := run(func(tx zeowire.StorageTxn) error {
+			for _, id := range ids {
+				if _, err := tx.Undo(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		return err
+	}
+	if err := undoAll(t2, t3); err == nil {
+		t.Fatal("oldest-first undo accepted")
+	}
+	if err := undoAll(t3, t2); err != nil {
+		t.Fatal(err)
+	}
+	rev, _, err := st.LoadBefore(ctx, 1, zeowire.Tid(1<<62))
+	if err != nil || string(rev.Data) != "A" {
+		t.Fatalf("after undoing t3 and t2: %q %v", rev.Data, err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsformat.Verify(st.Path(), fsformat.VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}

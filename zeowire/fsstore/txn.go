@@ -121,6 +121,10 @@ type txn struct {
 	s       *Store
 	meta    zeowire.TxnMeta
 	written map[zeowire.Oid]bool
+	// undoBacks: for an oid whose last record in this transaction was
+	// written by an undo, the backpointer it holds (undoing several
+	// transactions in one, as Zope's undo form does, checks against it).
+	undoBacks map[zeowire.Oid]int64
 	blobs   []blobMove
 	ended   bool
 	voted   bool
@@ -180,6 +184,7 @@ func (t *txn) Store(oid zeowire.Oid, serial zeowire.Tid, data []byte) error {
 			Args: zeowire.Tuple{"The storage quota has been exceeded."}}
 	}
 	t.written[oid] = true
+	delete(t.undoBacks, oid)
 	return nil
 }
 
@@ -213,6 +218,7 @@ func (t *txn) Delete(oid zeowire.Oid, serial zeowire.Tid) error {
 		return err
 	}
 	t.written[oid] = true
+	delete(t.undoBacks, oid)
 	return nil
 }
 
@@ -238,6 +244,7 @@ func (t *txn) Restore(oid zeowire.Oid, serial zeowire.Tid, data []byte, prevTxn 
 	}
 	if err == nil {
 		t.written[oid] = true
+		delete(t.undoBacks, oid)
 	}
 	return err
 }
@@ -334,12 +341,24 @@ func (t *txn) Undo(id zeowire.Tid) ([]zeowire.Oid, error) {
 				return nil, err
 			}
 			oid := zeowire.Oid(r.Oid)
-			if t.written[oid] {
+			cur, _ := s.current(oid)
+			if back, ok := t.undoBacks[oid]; ok {
+				// Changed earlier in this transaction by an undo: that
+				// record's state must be the one being undone.
+				var a, b int64
+				var err1, err2 error
+				if back != 0 {
+					a, err1 = s.dataPos(back)
+					b, err2 = s.dataPos(r.Pos)
+				}
+				if back == 0 || err1 != nil || err2 != nil || a == 0 || a != b {
+					s.mu.RUnlock()
+					return nil, undoError("no previous record", oid.Bytes())
+				}
+			} else if t.written[oid] {
 				s.mu.RUnlock()
 				return nil, undoError("Some data were modified by a later transaction", oid.Bytes())
-			}
-			cur, _ := s.current(oid)
-			if cur != r.Pos {
+			} else if cur != r.Pos {
 				// A later record may still hold the very state being
 				// undone (an undo of an undo, a restore): then the undo
 				// applies; otherwise FileStorage would need Python's
@@ -383,6 +402,10 @@ func (t *txn) Undo(id zeowire.Tid) ([]zeowire.Oid, error) {
 			return nil, err
 		}
 		t.written[u.oid] = true
+		if t.undoBacks == nil {
+			t.undoBacks = map[zeowire.Oid]int64{}
+		}
+		t.undoBacks[u.oid] = u.back
 		oids = append(oids, u.oid)
 	}
 	return oids, nil
