@@ -125,9 +125,9 @@ type txn struct {
 	// written by an undo, the backpointer it holds (undoing several
 	// transactions in one, as Zope's undo form does, checks against it).
 	undoBacks map[zeowire.Oid]int64
-	blobs   []blobMove
-	ended   bool
-	voted   bool
+	blobs     []blobMove
+	ended     bool
+	voted     bool
 }
 
 type blobMove struct {
