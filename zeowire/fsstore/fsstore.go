@@ -47,6 +47,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/zodbctl/zodbctl/fsformat"
@@ -98,6 +99,8 @@ type Store struct {
 	last    zeowire.Tid
 	nextOid zeowire.Oid
 	closed  bool
+
+	packing atomic.Bool
 
 	snapMu sync.Mutex
 	snap   []uint64 // sorted oids for record_iternext (see RecordIterNext)
@@ -777,6 +780,10 @@ func (s *Store) Pack(ctx context.Context, t float64) error {
 	if s.opt.ReadOnly {
 		return zeowire.ErrReadOnly
 	}
+	if !s.packing.CompareAndSwap(false, true) {
+		return &zeowire.RemoteError{Class: "ZODB.FileStorage.FileStorage.FileStorageError", Args: zeowire.Tuple{"Already packing"}}
+	}
+	defer s.packing.Store(false)
 	opt := pack.Options{
 		Stop:       fsformat.TidFromUnix(t),
 		GC:         s.opt.PackGC,
