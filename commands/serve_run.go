@@ -466,6 +466,18 @@ func writeMetrics(w io.Writer, srv *zeowire.Server) {
 			fmt.Fprintf(w, "%s{storage=%q} %s\n", m.name, s.Name, strconv.FormatFloat(m.value(s), 'g', -1, 64))
 		}
 	}
+	fmt.Fprintf(w, "# HELP zodbctl_zeo_storage_size_bytes Size of the storage (Data.fs length).\n# TYPE zodbctl_zeo_storage_size_bytes gauge\n")
+	for _, s := range stats {
+		if st := srv.Storages[s.Name]; st != nil {
+			fmt.Fprintf(w, "zodbctl_zeo_storage_size_bytes{storage=%q} %d\n", s.Name, st.Info().Size)
+		}
+	}
+	fmt.Fprintf(w, "# HELP zodbctl_zeo_storage_objects Objects in the storage.\n# TYPE zodbctl_zeo_storage_objects gauge\n")
+	for _, s := range stats {
+		if st := srv.Storages[s.Name]; st != nil {
+			fmt.Fprintf(w, "zodbctl_zeo_storage_objects{storage=%q} %d\n", s.Name, st.Info().Length)
+		}
+	}
 	in, out := srv.Traffic()
 	fmt.Fprintf(w, "# HELP zodbctl_zeo_received_bytes_total Bytes received from clients.\n# TYPE zodbctl_zeo_received_bytes_total counter\nzodbctl_zeo_received_bytes_total %d\n", in)
 	fmt.Fprintf(w, "# HELP zodbctl_zeo_sent_bytes_total Bytes sent to clients.\n# TYPE zodbctl_zeo_sent_bytes_total counter\nzodbctl_zeo_sent_bytes_total %d\n", out)

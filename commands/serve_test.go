@@ -241,7 +241,8 @@ func TestServeFileStorages(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`zodbctl_zeo_commits_total{storage="1"} 1`, `zodbctl_zeo_commits_total{storage="2"} 1`, `zodbctl_zeo_loads_total{storage="1"} 1`} {
+	for _, want := range []string{`zodbctl_zeo_commits_total{storage="1"} 1`, `zodbctl_zeo_commits_total{storage="2"} 1`, `zodbctl_zeo_loads_total{storage="1"} 1`,
+		`zodbctl_zeo_storage_objects{storage="2"} 1`, "zodbctl_zeo_received_bytes_total "} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
