@@ -49,6 +49,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/zodbctl/zodbctl/fsformat"
 	"github.com/zodbctl/zodbctl/fsformat/fsindex"
@@ -317,7 +318,17 @@ func (s *Store) LastTransaction() zeowire.Tid {
 // Close implements zeowire.Storage: saves Data.fs.index (writable) and
 // releases the lock.
 func (s *Store) Close() error {
-	s.commitMu.Lock()
+	// A transaction still between Begin and Finish (a client that never
+	// finished, past the server's shutdown grace) keeps the commit mutex:
+	// wait a while, then give up rather than hang the process's exit; the
+	// interrupted transaction is cut off at the next open.
+	deadline := time.Now().Add(closeWait)
+	for !s.commitMu.TryLock() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: a transaction is still in progress; closed without saving the index", s.path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	defer s.commitMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -344,6 +355,10 @@ func (s *Store) Close() error {
 	}
 	return err
 }
+
+// closeWait is how long Close waits for a transaction in progress (a
+// variable for tests).
+var closeWait = 5 * time.Second
 
 // errClosed is returned by calls on a closed store.
 var errClosed = errors.New("fsstore: storage closed")

@@ -933,3 +933,36 @@ func TestUndoSeveralInOne(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCloseWithTransactionInProgress: Close does not hang on a
+// transaction that never ends; the next open cuts it off.
+func TestCloseWithTransactionInProgress(t *testing.T) {
+	defer func(d time.Duration) { closeWait = d }(closeWait)
+	closeWait = 50 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := st.Begin(context.Background(), zeowire.TxnMeta{Tid: 0x03f0000000000001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Store(0, 0, []byte("root"))
+	tx.Vote()
+	if err := st.Close(); err == nil {
+		t.Fatal("Close with a transaction in progress reported no error")
+	}
+	tx.Abort()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.LastTransaction() != 0 || st.Info().Length != 0 {
+		t.Errorf("aborted transaction visible: last %s, %d objects", st.LastTransaction(), st.Info().Length)
+	}
+}
