@@ -149,32 +149,41 @@ func (t *transport) write(batch [][]byte) (int64, error) {
 		bufs := net.Buffers(batch)
 		return bufs.WriteTo(t.nc)
 	}
+	if len(batch) == 1 {
+		// No net.Buffers here: its header would escape, an allocation
+		// per reply.
+		p := batch[0]
+		var total int64
+		for {
+			t.nc.SetWriteDeadline(time.Now().Add(t.writeTimeout))
+			n, err := t.nc.Write(p)
+			total += int64(n)
+			p = p[n:]
+			if err != nil && n > 0 && len(p) > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // progress: a fresh deadline for the rest
+			}
+			return total, t.writeErr(err)
+		}
+	}
 	var total int64
 	bufs := net.Buffers(batch)
 	for {
 		t.nc.SetWriteDeadline(time.Now().Add(t.writeTimeout))
-		var n int64
-		var err error
-		if len(bufs) == 1 {
-			var n1 int
-			n1, err = t.nc.Write(bufs[0])
-			n = int64(n1)
-			bufs[0] = bufs[0][n1:]
-		} else {
-			n, err = bufs.WriteTo(t.nc) // consumes what it wrote
-		}
+		n, err := bufs.WriteTo(t.nc) // consumes what it wrote
 		total += n
-		if err != nil && n > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-			if len(bufs) == 1 && len(bufs[0]) == 0 {
-				return total, nil
-			}
+		if err != nil && n > 0 && len(bufs) > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 			continue
 		}
-		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("peer read nothing for %v: %w", t.writeTimeout, err)
-		}
-		return total, err
+		return total, t.writeErr(err)
 	}
+}
+
+// writeErr says what a write deadline means.
+func (t *transport) writeErr(err error) error {
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("peer read nothing for %v: %w", t.writeTimeout, err)
+	}
+	return err
 }
 
 // send queues a framed message, waiting while the queue is full, and
