@@ -93,9 +93,10 @@ func serveDefault(c *cli.Context) error {
 	if err != nil {
 		return usageError("serve: %v", err)
 	}
-	w := c.App.ErrWriter
-	fmt.Fprintf(w, "zodbctl serve: no configuration given; serving databases 1 (var/Data1.fs) and 2 (var/Data2.fs) on %s\n", DefaultServeAddress)
-	fmt.Fprintf(w, `Connect Zope/Plone with this in zope.conf:
+	banner := func() {
+		w := c.App.ErrWriter
+		fmt.Fprintf(w, "zodbctl serve: no configuration given; serving databases 1 (var/Data1.fs) and 2 (var/Data2.fs) on %s\n", DefaultServeAddress)
+		fmt.Fprintf(w, `Connect Zope/Plone with this in zope.conf:
     <zodb_db main>
         mount-point /
         <zeoclient>
@@ -112,7 +113,8 @@ func serveDefault(c *cli.Context) error {
     </zodb_db>
 or look at it with: zodbctl connect -s %[1]s info
 `, DefaultServeAddress)
-	return runServe(c, cfg)
+	}
+	return serveWith(c, cfg, banner)
 }
 
 // reopenWriter is the log destination; Reopen reopens a log file after
@@ -245,7 +247,11 @@ func storageClass(st zeowire.Storage) string {
 }
 
 // runServe runs the server for cfg until SIGTERM/SIGINT.
-func runServe(c *cli.Context, cfg *mkinstance.ServerConfig) error {
+func runServe(c *cli.Context, cfg *mkinstance.ServerConfig) error { return serveWith(c, cfg, nil) }
+
+// serveWith is runServe; listening, if not nil, runs once the server
+// listens (the default instance's instructions).
+func serveWith(c *cli.Context, cfg *mkinstance.ServerConfig, listening func()) error {
 	// serveConfig applies -t and --pid-file only on top of -C; do it here
 	// for -a/-f too (idempotent with -C).
 	if p := c.String("pid-file"); p != "" {
@@ -416,6 +422,9 @@ func runServe(c *cli.Context, cfg *mkinstance.ServerConfig) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if listening != nil {
+		listening()
+	}
 	if serveStarted != nil {
 		serveStarted(ln.Addr(), func() { stop("SIGTERM") })
 	}
