@@ -266,6 +266,14 @@ func (s *Store) loadWritable() (*fileState, error) {
 			os.Remove(s.path) // an empty file is an empty storage: start it over
 		}
 		app, err = fsformat.Create(s.path, li)
+		if err == nil {
+			// The new file's name must survive a crash as much as the
+			// transactions fsynced into it.
+			err = syncPath(filepath.Dir(s.path))
+			if err != nil {
+				app.Close()
+			}
+		}
 	} else {
 		app, err = fsformat.OpenAppender(s.path, li, s.warn)
 	}
