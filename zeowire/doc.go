@@ -81,7 +81,10 @@
 //
 // Every limit is a Server field whose zero value means the default:
 //
-//   - MaxFrameSize (256 MiB): a larger frame closes that connection.
+//   - MaxFrameSize (256 MiB): a larger frame closes that connection. Before
+//     register the cap is PreRegisterMaxFrameSize (64 KiB), so unregistered
+//     peers cannot make the server buffer much; frames are read as their
+//     bytes arrive, never allocated from the header alone.
 //   - RegisterTimeout (60 s): the TLS handshake, the ZEO handshake and a
 //     successful register must be done by then, or the connection is
 //     closed. Registered connections have no idle timeout (spec 1.4).

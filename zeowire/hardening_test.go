@@ -379,3 +379,30 @@ func TestTLSClientCertificates(t *testing.T) {
 		t.Fatalf("client certificate of the server's CA, again: %v", err)
 	}
 }
+
+// Before register, frames are capped at PreRegisterMaxFrameSize; after it,
+// at MaxFrameSize.
+func TestPreRegisterFrameCap(t *testing.T) {
+	ts := startServer(t, nil)
+	big := bytes.Repeat([]byte{0xff}, zeowire.PreRegisterMaxFrameSize+1)
+	r := dialRaw(t, ts.addr)
+	r.recv()
+	r.send([]byte("M5"))
+	if _, err := r.nc.Write(zeowire.AppendFrame(nil, big)); err != nil {
+		t.Fatal(err)
+	}
+	r.expectClosed()
+	waitLog(t, ts, "frame too large", time.Second)
+
+	r = registerRaw(t, ts.addr, true)
+	// A call with a 64 KiB argument: answered (with an argument error),
+	// the connection stays open.
+	r.send(encodeM(t, zeowire.Message{ID: int64(2), Kind: zeowire.KindCall, Name: "loadBefore", Args: zeowire.Tuple{big, zeowire.MaxTid.Bytes()}}))
+	if m := decodeM(t, r.recv()); m.Kind != zeowire.KindError {
+		t.Fatalf("loadBefore with a bad oid: %v", m.Args)
+	}
+	r.send(encodeM(t, zeowire.Message{ID: int64(3), Kind: zeowire.KindCall, Name: "lastTransaction", Args: zeowire.Tuple{}}))
+	if m := decodeM(t, r.recv()); m.Kind != zeowire.KindReply {
+		t.Fatalf("lastTransaction: %v", m.Args)
+	}
+}

@@ -145,6 +145,17 @@ func (s *Server) registerTimeout() time.Duration {
 
 func (s *Server) writeTimeout() time.Duration { return limit(s.WriteTimeout, DefaultWriteTimeout) }
 
+// PreRegisterMaxFrameSize caps the frames of a connection that has not
+// registered yet (only the handshake and register are allowed then).
+const PreRegisterMaxFrameSize = 64 << 10
+
+func (s *Server) maxFrameSize() uint32 {
+	if s.MaxFrameSize == 0 {
+		return DefaultMaxFrameSize
+	}
+	return s.MaxFrameSize
+}
+
 func (s *Server) maxPendingCalls() int {
 	if s.MaxPendingCalls <= 0 {
 		return DefaultMaxPendingCalls
@@ -315,7 +326,10 @@ func (s *Server) serveConn(nc net.Conn, id uint64) {
 		}
 		nc = tc
 	}
-	fr := NewFrameReader(nc, s.MaxFrameSize)
+	// Until register, only the handshake and register (a few bytes) may
+	// come: a small cap, so that unregistered peers cannot make the server
+	// buffer MaxFrameSize each. register raises it.
+	fr := NewFrameReader(nc, min(s.maxFrameSize(), PreRegisterMaxFrameSize))
 	// Register before the handshake so Shutdown can close a connection that
 	// never answers.
 	c := &serverConn{s: s, id: id, nc: nc, slots: make(chan struct{}, s.maxPendingCalls())}

@@ -149,8 +149,10 @@ func (c *serverConn) handle(ctx context.Context, m *Message) bool {
 	if err == nil {
 		result, err = meth.fn(c, ctx, m, args)
 		if meth == &registerMethod && err == nil && c.st != nil {
-			// Registered: no read deadline any more (spec 1.4).
+			// Registered: no read deadline any more (spec 1.4), and
+			// frames up to MaxFrameSize.
 			c.nc.SetReadDeadline(time.Time{})
+			c.fr.max = c.s.maxFrameSize()
 		}
 	}
 	if err == errDeferred {
