@@ -643,7 +643,8 @@ func (s *Store) History(_ context.Context, oid zeowire.Oid, size int) ([]zeowire
 }
 
 // RecordIterNext implements zeowire.RecordIterable (FileStorage's
-// record_iternext over its index, deletions included as None data).
+// record_iternext over its index; a deleted object is a POSKeyError, as
+// there).
 //
 // fsindex has no "smallest key >= oid" lookup, so the walk uses a sorted
 // snapshot of the oids (8 bytes per object, made at the first call) and
@@ -675,6 +676,11 @@ func (s *Store) RecordIterNext(_ context.Context, from zeowire.Oid, first bool) 
 	data, err := s.recData(pos, h)
 	if err != nil {
 		return 0, 0, nil, 0, false, err
+	}
+	if data == nil {
+		// FileStorage loads the current record (load_current): a
+		// deleted object raises POSKeyError there too.
+		return 0, 0, nil, 0, false, &zeowire.POSKeyError{Oid: oid}
 	}
 	if i+1 < len(oids) {
 		return oid, zeowire.Tid(h.Tid), data, zeowire.Oid(oids[i+1]), true, nil
