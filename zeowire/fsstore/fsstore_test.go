@@ -1000,3 +1000,26 @@ func TestExtensionRoundTrip(t *testing.T) {
 	}
 	t.Logf("%d extensions", n)
 }
+
+// TestIndexSavedAsPython: the index saved at Close is the one Python's
+// FileStorage saved for the same file, byte for byte.
+func TestIndexSavedAsPython(t *testing.T) {
+	want, err := os.ReadFile("../../testdata/fs/basic.fs.index")
+	if err != nil {
+		t.Skip(err)
+	}
+	src, _ := os.ReadFile("../../testdata/fs/basic.fs")
+	path := filepath.Join(t.TempDir(), "basic.fs")
+	os.WriteFile(path, src, 0o644)
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	have, _ := os.ReadFile(path + ".index")
+	if !bytes.Equal(have, want) {
+		t.Errorf("index differs: %d bytes, want %d", len(have), len(want))
+	}
+}
