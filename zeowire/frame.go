@@ -2,6 +2,7 @@ package zeowire
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -22,12 +23,16 @@ func (e *FrameTooLargeError) Error() string {
 	return fmt.Sprintf("frame of %d bytes exceeds the limit of %d bytes", e.Size, e.Max)
 }
 
+// frameReadBuffer is the read buffer of a FrameReader.
+const frameReadBuffer = 64 << 10
+
 // FrameReader reads length-prefixed frames ("sized messages"): a 4-byte
 // big-endian length then that many payload bytes.
 type FrameReader struct {
 	r   *bufio.Reader
 	max uint32
 	buf []byte
+	src io.Reader // the underlying reader while r is a small buffer
 }
 
 // NewFrameReader reads frames from r, refusing payloads larger than max
@@ -36,7 +41,28 @@ func NewFrameReader(r io.Reader, max uint32) *FrameReader {
 	if max == 0 {
 		max = DefaultMaxFrameSize
 	}
-	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+	return &FrameReader{r: bufio.NewReaderSize(r, frameReadBuffer), max: max}
+}
+
+// newSmallFrameReader is a FrameReader with a small read buffer, for
+// connections that have not registered yet; resize gives it the full one.
+func newSmallFrameReader(r io.Reader, max uint32) *FrameReader {
+	return &FrameReader{r: bufio.NewReaderSize(r, 4<<10), max: max, src: r}
+}
+
+// resize switches to a read buffer of size bytes, keeping what is
+// buffered (a client may send its next calls right behind register).
+func (fr *FrameReader) resize(size int) {
+	if fr.src == nil || fr.r.Size() >= size {
+		return
+	}
+	var src io.Reader = fr.src
+	if n := fr.r.Buffered(); n > 0 {
+		pending, _ := fr.r.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(pending)), fr.src)
+	}
+	fr.r = bufio.NewReaderSize(src, size)
+	fr.src = nil
 }
 
 // ReadFrame returns the next payload. The slice is valid until the next call.

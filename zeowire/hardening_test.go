@@ -406,3 +406,28 @@ func TestPreRegisterFrameCap(t *testing.T) {
 		t.Fatalf("lastTransaction: %v", m.Args)
 	}
 }
+
+// Calls sent right behind register, in the same write, are not lost when
+// the connection's read buffer grows at register.
+func TestPipelinedAfterRegister(t *testing.T) {
+	ts := startServer(t, nil)
+	for _, n := range []int{3, 200} {
+		r := dialRaw(t, ts.addr)
+		r.recv()
+		r.send([]byte("M5"))
+		var batch []byte
+		batch = zeowire.AppendFrame(batch, encodeM(t, zeowire.Message{ID: int64(1), Kind: zeowire.KindCall, Name: "register", Args: zeowire.Tuple{"1", true}}))
+		for i := range n {
+			batch = zeowire.AppendFrame(batch, encodeM(t, zeowire.Message{ID: int64(2 + i), Kind: zeowire.KindCall, Name: "lastTransaction", Args: zeowire.Tuple{}}))
+		}
+		if _, err := r.nc.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n + 1 {
+			m := decodeM(t, r.recv())
+			if id, _ := zeowire.AsInt(m.ID); id != int64(1+i) || m.Kind != zeowire.KindReply {
+				t.Fatalf("%d calls: reply %d: id %v kind %v %v", n, i, m.ID, m.Kind, m.Args)
+			}
+		}
+	}
+}

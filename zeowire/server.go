@@ -329,7 +329,8 @@ func (s *Server) serveConn(nc net.Conn, id uint64) {
 	// Until register, only the handshake and register (a few bytes) may
 	// come: a small cap, so that unregistered peers cannot make the server
 	// buffer MaxFrameSize each. register raises it.
-	fr := NewFrameReader(nc, min(s.maxFrameSize(), PreRegisterMaxFrameSize))
+	// The read buffer is small too (4 KiB instead of 64 KiB) until then.
+	fr := newSmallFrameReader(nc, min(s.maxFrameSize(), PreRegisterMaxFrameSize))
 	// Register before the handshake so Shutdown can close a connection that
 	// never answers.
 	c := &serverConn{s: s, id: id, nc: nc, slots: make(chan struct{}, s.maxPendingCalls())}

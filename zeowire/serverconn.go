@@ -153,6 +153,7 @@ func (c *serverConn) handle(ctx context.Context, m *Message) bool {
 			// frames up to MaxFrameSize.
 			c.nc.SetReadDeadline(time.Time{})
 			c.fr.max = c.s.maxFrameSize()
+			c.fr.resize(frameReadBuffer)
 		}
 	}
 	if err == errDeferred {
