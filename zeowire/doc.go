@@ -57,6 +57,14 @@
 // committed + new - old, byte-identical to the Python result) and every
 // other write conflict is a ConflictError.
 //
+// Read-only (spec 9.6): Server.ReadOnly, Server.ReadOnlyStorages and a
+// storage implementing [ReadOnlyReporter] refuse writable registrations; on
+// a read-only connection every write call (tpc_begin, storea,
+// deleteObject, restorea, checkCurrentSerialInTransaction, undoa,
+// storeBlob*, vote, new_oids) fails with ReadOnlyError before its arguments
+// are looked at, and an async one closes the connection. pack is not a
+// write for the server, as in the reference; a read-only storage refuses it.
+//
 // # Blobs
 //
 // Storages with a blob directory implement [BlobStorage]; uploads
