@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1021,5 +1022,106 @@ func TestIndexSavedAsPython(t *testing.T) {
 	have, _ := os.ReadFile(path + ".index")
 	if !bytes.Equal(have, want) {
 		t.Errorf("index differs: %d bytes, want %d", len(have), len(want))
+	}
+}
+
+// TestConcurrentIncrements: clients increment one counter concurrently,
+// retrying on conflicts; no increment is lost and every client hears of
+// every commit it did not make (invalidateTransaction).
+func TestConcurrentIncrements(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	ts := startServer(t, path, Options{}, nil)
+	cx := tctx(t)
+	c0 := dial(t, ts.addr)
+	if _, err := commitTxn(cx, c0, 1, nil, nil, nil, nil, store{1, 0, []byte("0")}); err != nil {
+		t.Fatal(err)
+	}
+	const clients, each = 4, 25
+	type result struct {
+		mine    []zeowire.Tid
+		invalid map[zeowire.Tid]bool
+	}
+	results := make([]result, clients)
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			var mu sync.Mutex
+			inv := map[zeowire.Tid]bool{}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c, err := zeowire.Dial(ctx, ts.addr, zeowire.ClientOptions{Heartbeat: -1, Async: func(m zeowire.Message) {
+				if args, ok := m.Args.(zeowire.Tuple); ok && m.Name == "invalidateTransaction" && len(args) > 0 {
+					if tid, err := zeowire.AsTid(args[0]); err == nil {
+						mu.Lock()
+						inv[tid] = true
+						mu.Unlock()
+					}
+				}
+			}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			if _, err := c.Register(ctx, "1", false); err != nil {
+				t.Error(err)
+				return
+			}
+			var mine []zeowire.Tid
+			id := int64(i * 1000000)
+			for done := 0; done < each; {
+				rev, _, err := c.LoadBefore(ctx, 1, zeowire.Tid(1<<62))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				v, _ := strconv.Atoi(string(rev.Data))
+				id++
+				tid, err := commitTxn(ctx, c, id, nil, nil, nil, nil, store{1, rev.Start, []byte(strconv.Itoa(v + 1))})
+				if err != nil {
+					continue // a conflict: load again and retry
+				}
+				mine = append(mine, tid)
+				done++
+			}
+			// Wait until this client heard of every other commit.
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				mu.Lock()
+				n := len(inv)
+				mu.Unlock()
+				if n >= (clients-1)*each {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			mu.Lock()
+			results[i] = result{mine, inv}
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	rev, _, err := c0.LoadBefore(cx, 1, zeowire.Tid(1<<62))
+	if err != nil || string(rev.Data) != strconv.Itoa(clients*each) {
+		t.Fatalf("counter %q (%v), want %d", rev.Data, err, clients*each)
+	}
+	for i, r := range results {
+		for j, o := range results {
+			if i == j {
+				continue
+			}
+			for _, tid := range o.mine {
+				if !r.invalid[tid] {
+					t.Errorf("client %d never told of commit %s by client %d", i, tid, j)
+				}
+			}
+		}
+	}
+	c0.Close()
+	ts.stop(t)
+	if err := fsformat.Verify(path, fsformat.VerifyOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
