@@ -1042,7 +1042,9 @@ func TestConcurrentIncrements(t *testing.T) {
 		invalid map[zeowire.Tid]bool
 	}
 	results := make([]result, clients)
-	var wg sync.WaitGroup
+	var wg, registered, committed sync.WaitGroup
+	registered.Add(clients)
+	committed.Add(clients)
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
 		go func(i int) {
@@ -1051,6 +1053,10 @@ func TestConcurrentIncrements(t *testing.T) {
 			inv := map[zeowire.Tid]bool{}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
+			doneOnce := sync.OnceFunc(committed.Done)
+			defer doneOnce()
+			registeredOnce := sync.OnceFunc(registered.Done)
+			defer registeredOnce()
 			c, err := zeowire.Dial(ctx, ts.addr, zeowire.ClientOptions{Heartbeat: -1, Async: func(m zeowire.Message) {
 				if args, ok := m.Args.(zeowire.Tuple); ok && m.Name == "invalidateTransaction" && len(args) > 0 {
 					if tid, err := zeowire.AsTid(args[0]); err == nil {
@@ -1069,6 +1075,10 @@ func TestConcurrentIncrements(t *testing.T) {
 				t.Error(err)
 				return
 			}
+			// Commits start once every client is registered (a client
+			// hears only of commits made after it registered).
+			registeredOnce()
+			registered.Wait()
 			var mine []zeowire.Tid
 			id := int64(i * 1000000)
 			for done := 0; done < each; {
@@ -1086,7 +1096,10 @@ func TestConcurrentIncrements(t *testing.T) {
 				mine = append(mine, tid)
 				done++
 			}
-			// Wait until this client heard of every other commit.
+			// Once every client is done, wait until this one heard of
+			// every other commit.
+			doneOnce()
+			committed.Wait()
 			deadline := time.Now().Add(5 * time.Second)
 			for time.Now().Before(deadline) {
 				mu.Lock()
