@@ -388,7 +388,7 @@ func serveWith(c *cli.Context, cfg *mkinstance.ServerConfig, listening func()) e
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
+	defer func() { signal.Stop(sigs); close(sigs) }()
 	go func() {
 		for sig := range sigs {
 			switch sig {
