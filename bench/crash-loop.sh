@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the kill -9 tests N times each and reports the passes per test:
-#   serve   commands  TestServeCrash (kill -9 of zodbctl serve under commits)
+#   serve   commands  TestServeCrash* (kill -9 of zodbctl serve under commits,
+#                     and during GC packs)
 #           zeowire   TestCrashDuringCommits (the server core, same idea)
 #   pack    fsformat/pack TestKillDuringPack (every hook point of a pack)
 #   reindex commands  TestReindexKilled, TestReindexCrash
@@ -24,7 +25,7 @@ trap 'rm -f "$out"' EXIT
 status=0
 for g in "${groups[@]}"; do
 	case $g in
-	serve) specs=("./commands/ ^TestServeCrash$" "./zeowire/ ^TestCrashDuringCommits$") ;;
+	serve) specs=("./commands/ ^TestServeCrash" "./zeowire/ ^TestCrashDuringCommits$") ;;
 	pack) specs=("./fsformat/pack/ ^TestKillDuringPack$") ;;
 	reindex) specs=("./commands/ ^(TestReindexKilled|TestReindexCrash)$") ;;
 	append) specs=("./fsformat/ ^TestAppenderCrash$") ;;
