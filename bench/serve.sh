@@ -22,6 +22,7 @@ for _ in $(seq 100); do
 	grep -q "listening on" "$work/serve.log" 2>/dev/null && break
 	sleep 0.05
 done
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
 "$work/serve-load" -addr "127.0.0.1:$port" -pid "$spid" \
 	-objects "${OBJECTS:-10000}" -size "${SIZE:-100}" -duration "${DURATION:-5s}" \
 	-load-clients "${LOAD_CLIENTS:-1,8}" -commit-clients "${COMMIT_CLIENTS:-1,4}"
