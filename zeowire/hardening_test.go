@@ -473,3 +473,67 @@ func TestHalfOpenConnectionMemory(t *testing.T) {
 		t.Errorf("a half-open connection costs %d bytes", per)
 	}
 }
+
+// A client that asks for a large blob and reads nothing is disconnected
+// after WriteTimeout; meanwhile the others commit, and their invalidations
+// held back for the stuck stream do not block them.
+func TestStuckBlobReader(t *testing.T) {
+	const writeTimeout = 300 * time.Millisecond
+	dir := t.TempDir()
+	ts := startServer(t, func(s *zeowire.Server) {
+		st := memstore.New("Data1.fs")
+		if err := st.SetBlobDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		s.Storages = map[string]zeowire.Storage{"1": st}
+		s.WriteTimeout = writeTimeout
+	})
+	a := dial(t, ts.addr, "1")
+	cx := ctx(t)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 2<<20) // 32 MiB
+	record := []byte("\x80\x03cZODB.blob\nBlob\nq\x00.\x80\x03N.")
+	a.Async("tpc_begin", 1, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
+	a.Async("storea", oidb(1), z64, record, 1)
+	a.Async("storeBlobStart")
+	for i := 0; i < len(big); i += 1 << 20 {
+		a.Async("storeBlobChunk", big[i:i+1<<20])
+	}
+	a.Async("storeBlobEnd", oidb(1), z64, record, 1)
+	if _, err := a.Call(cx, "vote", 1); err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.Call(cx, "tpc_finish", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := zeowire.AsTid(r)
+
+	stuck := registerRaw(t, ts.addr, true)
+	stuck.send(encodeM(t, zeowire.Message{ID: int64(2), Kind: zeowire.KindCall, Name: "sendBlob", Args: zeowire.Tuple{oidb(1), tid.Bytes()}}))
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	last := tid
+	for n := range 10 {
+		if last, err = commit(t, a, int64(10+n), [3][]byte{oidb(2), serialOf(n, last), []byte("y")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("10 commits beside a stuck blob reader took %v", d)
+	}
+	waitLog(t, ts, "peer read nothing", 5*time.Second)
+	// The stuck connection is closed: reading what the kernel holds ends
+	// in EOF, well short of the whole blob.
+	stuck.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	got := 0
+	for {
+		p, err := stuck.fr.ReadFrame()
+		if err != nil {
+			break
+		}
+		got += len(p)
+	}
+	if got >= len(big) {
+		t.Errorf("the stuck client still got the whole blob (%d bytes)", got)
+	}
+}

@@ -121,6 +121,13 @@ func (c *serverConn) readLoop() {
 			continue
 		}
 		if !c.handle(ctx, &m) {
+			select {
+			case <-c.done:
+				// The transport closed under the call (a write failed or
+				// timed out, or the server closed it): say why.
+				c.logger().Info("disconnected", "reason", c.closeErr)
+			default:
+			}
 			return
 		}
 	}
@@ -195,7 +202,7 @@ func (c *serverConn) replyWithPrefix(msgid, result any, err error, prefix []byte
 	var m Message
 	if err != nil {
 		class, args := ExceptionReply(err)
-		if !quietError(err) {
+		if !quietError(err) && !errors.Is(err, ErrClosed) {
 			c.logger().Warn("call failed", "error", err, "class", class)
 		}
 		m = Message{ID: msgid, Kind: KindError, Name: ReplyName, Args: Tuple{class, args}}
@@ -273,6 +280,13 @@ func (c *serverConn) holdOthers(on bool) {
 	}
 	for _, p := range c.held {
 		if !c.trySend(p) {
+			select {
+			case <-c.done:
+				// Closed during the stream: nothing to deliver.
+				c.held = nil
+				return
+			default:
+			}
 			c.logger().Warn("client too slow: outbound queue full; closing")
 			c.closeNow(errors.New("outbound queue full"))
 			break
