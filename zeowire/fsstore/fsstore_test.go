@@ -1138,3 +1138,31 @@ func TestConcurrentIncrements(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBlobDirLayout: a new blob directory is made bushy; a lawn one (no
+// .layout, entries present) or another layout is refused.
+func TestBlobDirLayout(t *testing.T) {
+	dir := t.TempDir()
+	fresh := filepath.Join(dir, "fresh")
+	if err := prepareBlobDir(fresh, false); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(fresh, ".layout")); string(b) != "bushy" {
+		t.Errorf(".layout %q", b)
+	}
+	if err := prepareBlobDir(fresh, false); err != nil {
+		t.Errorf("reopening: %v", err)
+	}
+	lawn := filepath.Join(dir, "lawn")
+	os.MkdirAll(filepath.Join(lawn, "0x01"), 0o700)
+	if err := prepareBlobDir(lawn, false); err == nil {
+		t.Error("lawn directory accepted")
+	}
+	if _, err := os.Stat(filepath.Join(lawn, ".layout")); err == nil {
+		t.Error("lawn directory marked")
+	}
+	os.WriteFile(filepath.Join(lawn, ".layout"), []byte("lawn\n"), 0o644)
+	if err := prepareBlobDir(lawn, false); err == nil {
+		t.Error("lawn layout accepted")
+	}
+}

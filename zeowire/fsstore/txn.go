@@ -519,24 +519,34 @@ func (t *txn) Abort() {
 }
 
 // prepareBlobDir checks or creates the bushy layout marker and tmp folder.
+// A directory without .layout that already holds blob entries is, by ZODB's
+// rule, in the deprecated "lawn" layout, which fsstore does not serve: it
+// is refused rather than marked bushy.
 func prepareBlobDir(dir string, readOnly bool) error {
-	if !readOnly {
-		if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
-			return err
-		}
-	}
 	layout := filepath.Join(dir, ".layout")
 	b, err := os.ReadFile(layout)
 	if err == nil {
 		if l := strings.TrimSpace(string(b)); l != "bushy" {
 			return fmt.Errorf("%s: layout %q is not supported (only bushy)", dir, l)
 		}
-		return nil
+	} else {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), ".") && e.Name() != "tmp" {
+				return fmt.Errorf("%s: no .layout and not empty: a \"lawn\" blob directory, which is not supported (only bushy)", dir)
+			}
+		}
 	}
 	if readOnly {
 		return nil
 	}
-	return os.WriteFile(layout, []byte("bushy"), 0o644)
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return err
+	}
+	if b == nil {
+		return os.WriteFile(layout, []byte("bushy"), 0o644)
+	}
+	return nil
 }
 
 // BlobDir implements zeowire.BlobStorage.
