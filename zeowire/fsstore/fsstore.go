@@ -726,9 +726,45 @@ func (s *Store) Iterate(_ context.Context, start, stop zeowire.Tid) (zeowire.Txn
 		own.Close()
 		return nil, err
 	}
+	from, err := s.startPos(f, start)
+	if err != nil {
+		own.Close()
+		return nil, err
+	}
 	it := &txnIter{f: f, own: own, start: start, stop: stop}
-	it.next, it.done = iterPull(f)
+	it.next, it.done = iterPull(f, from)
 	return it, nil
+}
+
+// startPos is where an iteration from tid start begins reading: like
+// FileStorage's FileIterator, when start is closer (in tid) to the end of
+// the file than to its beginning, the transactions are walked backwards
+// from the end to the first one at or after start, so that iterating the
+// recent past of a large file (a reconnecting client's invalidations)
+// does not read the whole file. 0 means from the first transaction.
+func (s *Store) startPos(f *fsformat.File, start zeowire.Tid) (int64, error) {
+	if start == 0 || s.end <= fsformat.FileHeaderLen {
+		return 0, nil
+	}
+	first, err := f.ReadTxnHeaderAt(fsformat.FileHeaderLen)
+	if err != nil {
+		return 0, nil // let the forward iteration report it
+	}
+	firstTid, last := zeowire.Tid(first.Tid), s.last
+	if firstTid >= start || last < start || start-firstTid < last-start {
+		return 0, nil // forward from the beginning, skipping what is before start
+	}
+	pos := s.end // nothing at or after start unless found below
+	for tx, err := range f.TransactionsBackward(s.end) {
+		if err != nil {
+			return 0, nil // forward iteration it is
+		}
+		if zeowire.Tid(tx.Tid) < start {
+			break
+		}
+		pos = tx.Pos
+	}
+	return pos, nil
 }
 
 // Recent implements zeowire.RecentTransactions.

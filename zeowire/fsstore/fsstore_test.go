@@ -1166,3 +1166,65 @@ func TestBlobDirLayout(t *testing.T) {
 		t.Error("lawn layout accepted")
 	}
 }
+
+// TestIterateFrom: iteration from any start tid (forward or, near the
+// end, found backwards) yields exactly the transactions from there on.
+func TestIterateFrom(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	tid := zeowire.TidFromTime(time.Now().Add(-time.Hour))
+	var tids []zeowire.Tid
+	var serial zeowire.Tid
+	for i := 0; i < 50; i++ {
+		tid += 1000
+		tx, _ := st.Begin(ctx, zeowire.TxnMeta{Tid: tid})
+		if err := tx.Store(0, serial, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		tx.Vote()
+		if err := tx.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		serial = tid
+		tids = append(tids, tid)
+	}
+	collect := func(start, stop zeowire.Tid) []zeowire.Tid {
+		it, err := st.Iterate(ctx, start, stop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer it.Close()
+		var out []zeowire.Tid
+		for {
+			m, _, ok, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return out
+			}
+			out = append(out, m.Tid)
+		}
+	}
+	for _, c := range []struct {
+		start, stop zeowire.Tid
+		want        []zeowire.Tid
+	}{
+		{0, 0, tids},
+		{tids[3], 0, tids[3:]},
+		{tids[45], 0, tids[45:]},
+		{tids[45] - 1, 0, tids[45:]},
+		{tids[49], 0, tids[49:]},
+		{tids[49] + 1, 0, nil},
+		{tids[40], tids[42], tids[40:43]},
+		{1, tids[1], tids[:2]},
+	} {
+		if got := collect(c.start, c.stop); !slices.Equal(got, c.want) {
+			t.Errorf("Iterate(%s, %s): %d transactions, want %d", c.start, c.stop, len(got), len(c.want))
+		}
+	}
+}

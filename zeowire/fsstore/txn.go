@@ -23,8 +23,8 @@ type txnIter struct {
 	done        func()
 }
 
-func iterPull(f *fsformat.File) (func() (*fsformat.Txn, error, bool), func()) {
-	return iter.Pull2(f.Transactions(fsformat.IterOptions{}))
+func iterPull(f *fsformat.File, from int64) (func() (*fsformat.Txn, error, bool), func()) {
+	return iter.Pull2(f.Transactions(fsformat.IterOptions{Start: from}))
 }
 
 func (it *txnIter) Next() (zeowire.TxnMeta, []zeowire.DataRecord, bool, error) {
