@@ -779,3 +779,30 @@ func TestServeCrashDuringPack(t *testing.T) {
 	}
 	t.Logf("%d rounds, last acknowledged txn %d, %d packs completed", rounds, lastN, packs.Load())
 }
+
+// TestServeBlobStorage: <blobstorage> over a <filestorage> serves blobs
+// (get_info announces IBlobStorage; the blob directory is made bushy).
+func TestServeBlobStorage(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "zeo.conf")
+	os.WriteFile(conf, []byte("<zeo>\n  address 127.0.0.1:0\n</zeo>\n<blobstorage 1>\n  blob-dir "+dir+"/blobs\n  <filestorage>\n    path "+dir+"/Data.fs\n  </filestorage>\n</blobstorage>\n"), 0o644)
+	addr, stop, done := startServe(t, "-C", conf)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := zeoDial(t, addr, "1")
+	info, err := c.GetInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(zeowire.Repr(info), "IBlobStorage") {
+		t.Errorf("get_info: %s", zeowire.Repr(info))
+	}
+	c.Close()
+	stop()
+	if r := <-done; r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "blobs", ".layout")); string(b) != "bushy" {
+		t.Errorf(".layout %q", b)
+	}
+}
