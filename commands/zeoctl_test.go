@@ -95,6 +95,10 @@ func stubServeCommand(pkgDir string) func(string, []string) ([]string, error) {
 // stub server), so the generated bin/ scripts can be run for real.
 const zodbctlMainEnv = "ZODBCTL_TEST_MAIN"
 
+// zodbctlRealServeEnv makes that helper start the real server instead of
+// the stub.
+const zodbctlRealServeEnv = "ZODBCTL_TEST_REAL_SERVE"
+
 // TestZodbctlMainHelper is not a test: it is zodbctl's main for the scripts.
 func TestZodbctlMainHelper(t *testing.T) {
 	if os.Getenv(zodbctlMainEnv) == "" {
@@ -107,8 +111,14 @@ func TestZodbctlMainHelper(t *testing.T) {
 			break
 		}
 	}
-	pkgDir, _ := os.Getwd()
-	zeoctlServeCommand = stubServeCommand(pkgDir)
+	if os.Getenv(zodbctlRealServeEnv) != "" {
+		zeoctlServeCommand = func(conf string, passOn []string) ([]string, error) {
+			return append([]string{os.Args[0], "-test.run=^TestZodbctlMainHelper$", "--", "serve", "-C", conf}, passOn...), nil
+		}
+	} else {
+		pkgDir, _ := os.Getwd()
+		zeoctlServeCommand = stubServeCommand(pkgDir)
+	}
 	os.Exit(Run(append([]string{"zodbctl"}, args...), os.Stdout, os.Stderr))
 }
 
@@ -276,6 +286,28 @@ func TestZeoctlUnixSocket(t *testing.T) {
 // the server is the stub until `serve` exists).
 func TestGeneratedInstanceScripts(t *testing.T) {
 	t.Setenv(zeoctlStubEnv, "1")
+	testGeneratedInstance(t, nil)
+}
+
+// TestGeneratedInstanceRealServer starts a generated two-storage instance
+// with its bin/zeoctl running the real zodbctl serve, commits to both
+// storages through the admin client, and stops it.
+func TestGeneratedInstanceRealServer(t *testing.T) {
+	t.Setenv(zodbctlRealServeEnv, "1")
+	testGeneratedInstance(t, func(t *testing.T, home, addr string) {
+		for _, storage := range []string{"1", "2"} {
+			var out, errb bytes.Buffer
+			if code := Run([]string{"zodbctl", "connect", "-s", addr, "-S", storage, "check"}, &out, &errb); code != 0 {
+				t.Fatalf("connect check of storage %s: exit %d: %s%s", storage, code, out.String(), errb.String())
+			}
+		}
+	})
+}
+
+// testGeneratedInstance creates a two-storage instance whose scripts run
+// the test binary as zodbctl, and drives it with bin/runzeo and bin/zeoctl;
+// whileRunning (if any) is called between start and stop.
+func testGeneratedInstance(t *testing.T, whileRunning func(t *testing.T, home, addr string)) {
 	t.Setenv(zodbctlMainEnv, "1")
 	dir := t.TempDir()
 	wrapper := filepath.Join(dir, "zodbctl")
@@ -313,11 +345,22 @@ func TestGeneratedInstanceScripts(t *testing.T) {
 	if out, code := script("zeoctl", "status"); code != 0 || !strings.HasPrefix(out, "program running; pid=") {
 		t.Errorf("status: %d %q", code, out)
 	}
+	if whileRunning != nil {
+		whileRunning(t, home, addr)
+	}
 	if out, code := script("zeoctl", "stop"); code != 0 || out != "daemon process stopped\n" {
 		t.Errorf("stop: %d %q", code, out)
 	}
 	if out, code := script("zeoctl", "status"); code != 3 {
 		t.Errorf("status after stop: %d %q", code, out)
+	}
+	if whileRunning != nil {
+		for _, name := range []string{"Data1.fs", "Data2.fs"} {
+			var out, errb bytes.Buffer
+			if code := Run([]string{"zodbctl", "verify", filepath.Join(home, "var", name)}, &out, &errb); code != 0 {
+				t.Errorf("verify %s after stop: exit %d: %s", name, code, errb.String())
+			}
+		}
 	}
 }
 
