@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -25,13 +24,6 @@ func TestConcurrentCommits(t *testing.T) {
 			for _, clientRes := range []bool{false, true} {
 				if fileStorage && msgpack {
 					continue // the encoding does not matter to the storage
-				}
-				if fileStorage && os.Getenv("ZEOWIRE_FSSTORE_CONCURRENCY") == "" {
-					// Known fsstore bug (reported): Finish updates the index
-					// before the end of data, so a concurrent load of a
-					// just-committed object fails with "data record at N out
-					// of bounds". Set ZEOWIRE_FSSTORE_CONCURRENCY=1 to run it.
-					continue
 				}
 				t.Run(fmt.Sprintf("filestorage=%v/msgpack=%v/client-resolution=%v", fileStorage, msgpack, clientRes), func(t *testing.T) {
 					testConcurrentCommits(t, fileStorage, msgpack, clientRes)
