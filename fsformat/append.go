@@ -112,6 +112,28 @@ func Create(path string, idx Index) (*Appender, error) {
 // header is cut off, an interrupted ('c') or truncated transaction is
 // copied to <name>.trN and cut off. warn receives FileStorage's messages.
 func OpenAppender(path string, idx Index, warn func(string)) (*Appender, error) {
+	return openAppender(path, idx, -1, warn)
+}
+
+// OpenAppenderAt is OpenAppender trusting idx for the file up to pos, the
+// position saved with it in Data.fs.index, as FileStorage does with a saved
+// index: it runs FileStorage's sanity check (CheckSavedIndex) and then scans
+// only from pos to the end (ScanIndexFrom), adding the transactions
+// committed after the index was saved and repairing the tail as
+// OpenAppender does. If the check fails, the returned error wraps
+// ErrIndexUnusable and nothing was changed (idx neither, the file neither):
+// the caller logs FileStorage's "Ignoring index for <path>" and falls back
+// to OpenAppender with an empty index.
+func OpenAppenderAt(path string, idx Index, pos int64, warn func(string)) (*Appender, error) {
+	if pos < 0 {
+		return nil, fmt.Errorf("%s: index position %d: %w", path, pos, ErrIndexUnusable)
+	}
+	return openAppender(path, idx, pos, warn)
+}
+
+// openAppender opens path for appending, scanning it all (from < 0) or
+// from the saved index position from.
+func openAppender(path string, idx Index, from int64, warn func(string)) (*Appender, error) {
 	if warn == nil {
 		warn = func(string) {}
 	}
@@ -128,13 +150,25 @@ func OpenAppender(path string, idx Index, warn func(string)) (*Appender, error) 
 		return nil, err
 	}
 	if st.Size() == 0 {
+		if from >= 0 {
+			f.Close()
+			return nil, fmt.Errorf("%s: index position %d: the file is empty: %w", path, from, ErrIndexUnusable)
+		}
 		if _, err := f.Write(MagicFS30[:]); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: writing header: %w", path, err)
 		}
 		return &Appender{Name: path, f: f, idx: idx, pos: FileHeaderLen}, nil
 	}
-	res, err := ScanIndex(f, path, idx, warn)
+	var res ScanResult
+	if from < 0 {
+		res, err = ScanIndex(f, path, idx, warn)
+	} else {
+		var ltid Tid
+		if ltid, err = CheckSavedIndex(f, st.Size(), path, idx, from); err == nil {
+			res, err = ScanIndexFrom(f, st.Size(), path, idx, from, ltid, warn)
+		}
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
