@@ -4,12 +4,18 @@
 // §10–13), so that Python tools and a Python ZEO server can take the file
 // over at any time.
 //
-// Open takes FileStorage's lock (Data.fs.lock), rebuilds the oid index with
-// fsformat.OpenAppender (which also cuts an incomplete trailing transaction
-// into Data.fs.trN as a writable FileStorage open does) and saves
-// Data.fs.index on a clean Close. The saved index is not used to skip the
-// scan: fsformat has no Appender that starts from a position (the scan
-// reads headers only, about 130 ms per 500 MB from the page cache).
+// Open takes FileStorage's lock (Data.fs.lock) and loads the oid index as
+// FileStorage does (spec fsindex.md §5, filestorage.md §10): a saved
+// Data.fs.index that passes FileStorage's sanity check is trusted up to its
+// saved position and only the rest of the file is scanned
+// (fsformat.OpenAppenderAt), which also covers a kill -9 after more commits
+// (the index is older than the file); otherwise the whole file is scanned
+// (fsformat.OpenAppender) and the index saved at once. Either way an
+// incomplete trailing transaction is cut into Data.fs.trN as a writable
+// FileStorage open does. One check is added to FileStorage's: every
+// position of the saved index must lie below its saved position, so a
+// corrupt index cannot send a load past the data it covers. The index is
+// saved again on a clean Close; after a pack, the index pack built is used.
 //
 // Commits go through fsformat.Appender with Durable set: the records, the
 // length and an fsync, then the status byte and another fsync, so a
@@ -100,6 +106,9 @@ type Store struct {
 	last    zeowire.Tid
 	nextOid zeowire.Oid
 	closed  bool
+	// scanFrom is where the open scan started: 4, or the position of the
+	// saved index it trusted.
+	scanFrom int64
 
 	packing atomic.Bool
 
@@ -204,25 +213,7 @@ func (s *Store) warn(msg string) {
 // after a pack swapped the file (lock already held).
 func (s *Store) open() error {
 	if s.opt.ReadOnly {
-		f, err := os.Open(s.path)
-		if err != nil {
-			return err
-		}
-		idx := fsindex.New()
-		li := &lockedIndex{mu: &s.mu, x: idx, scanning: true}
-		res, err := fsformat.ScanIndex(f, s.path, li, s.warn)
-		if err != nil {
-			f.Close()
-			return err
-		}
-		if res.Magic != fsformat.MagicFS30 {
-			f.Close()
-			return fmt.Errorf("%s: Python 2 (FS21) file, which FileStorage on Python 3 refuses", s.path)
-		}
-		s.f, s.idx, s.end, s.last = f, idx, res.End, zeowire.Tid(res.LastTid)
-		s.remap(s.end)
-		s.nextOid = zeowire.Oid(res.MaxOid)
-		return nil
+		return s.openReadOnly()
 	}
 	if s.lock == nil {
 		if dir := filepath.Dir(s.path); dir != "" {
@@ -236,7 +227,7 @@ func (s *Store) open() error {
 		}
 		s.lock = l
 	}
-	fs, err := s.loadWritable()
+	fs, err := s.loadWritable(s.readSavedIndex())
 	if err != nil {
 		return err
 	}
@@ -251,39 +242,73 @@ type fileState struct {
 	idx     *fsindex.Index
 	last    zeowire.Tid
 	nextOid zeowire.Oid
+	// scanFrom: see Store.scanFrom.
+	scanFrom int64
 }
 
-// loadWritable opens the Appender (full scan, tail repair) without
-// touching the store's state, so that after a pack the scan runs while
-// loads go on from the old file.
-func (s *Store) loadWritable() (*fileState, error) {
-	idx := fsindex.New()
-	li := &lockedIndex{mu: &s.mu, x: idx, scanning: true}
-	var app *fsformat.Appender
-	var err error
+// loadWritable opens the Appender without touching the store's state, so
+// that after a pack the file is loaded while loads go on from the old one.
+// A saved index that passes FileStorage's sanity check is used, and only
+// the transactions after its position are scanned; otherwise (none, or
+// "Ignoring index for") the whole file is scanned and, as FileStorage does,
+// the index is saved at once, so that a crash before the clean close does
+// not cost the next open a full scan again. Either way an incomplete
+// trailing transaction is cut off (Data.fs.trN).
+func (s *Store) loadWritable(saved *savedIndex) (*fileState, error) {
 	if st, serr := os.Stat(s.path); errors.Is(serr, os.ErrNotExist) || (serr == nil && st.Size() == 0) {
+		idx := fsindex.New()
+		li := &lockedIndex{mu: &s.mu, x: idx, scanning: true}
 		if serr == nil {
 			os.Remove(s.path) // an empty file is an empty storage: start it over
 		}
-		app, err = fsformat.Create(s.path, li)
-		if err == nil {
-			// The new file's name must survive a crash as much as the
-			// transactions fsynced into it.
-			err = syncPath(filepath.Dir(s.path))
-			if err != nil {
-				app.Close()
-			}
+		app, err := fsformat.Create(s.path, li)
+		if err != nil {
+			return nil, err
 		}
-	} else {
-		app, err = fsformat.OpenAppender(s.path, li, s.warn)
+		// The new file's name must survive a crash as much as the
+		// transactions fsynced into it.
+		if err := syncPath(filepath.Dir(s.path)); err != nil {
+			app.Close()
+			return nil, err
+		}
+		if saved != nil {
+			s.ignoringIndex() // FileStorage: pos ≥ 100 > size
+		}
+		return s.fileState(app, li), nil
 	}
+	if saved != nil {
+		li := &lockedIndex{mu: &s.mu, x: saved.idx, scanning: true}
+		app, err := fsformat.OpenAppenderAt(s.path, li, saved.pos, s.warn)
+		if err == nil {
+			fs := s.fileState(app, li)
+			fs.scanFrom = saved.pos
+			return fs, nil
+		}
+		if !errors.Is(err, fsformat.ErrIndexUnusable) {
+			return nil, err
+		}
+		s.ignoringIndex()
+	}
+	idx := fsindex.New()
+	li := &lockedIndex{mu: &s.mu, x: idx, scanning: true}
+	app, err := fsformat.OpenAppender(s.path, li, s.warn)
 	if err != nil {
 		return nil, err
 	}
+	if err := fsindex.Write(s.path+".index", idx, uint64(app.Pos())); err != nil && !errors.Is(err, fsindex.ErrPosTooLarge) {
+		// Only the next open's speed depends on it.
+		s.warn(fmt.Sprintf("%s: saving the index: %v", s.path, err))
+	}
+	return s.fileState(app, li), nil
+}
+
+// fileState wraps a freshly opened Appender and its index.
+func (s *Store) fileState(app *fsformat.Appender, li *lockedIndex) *fileState {
 	li.scanning = false
 	app.Durable = true
-	maxOid, _ := idx.MaxOid()
-	return &fileState{app: app, li: li, idx: idx, last: zeowire.Tid(app.LastTid()), nextOid: zeowire.Oid(maxOid)}, nil
+	maxOid, _ := li.x.MaxOid()
+	return &fileState{app: app, li: li, idx: li.x, last: zeowire.Tid(app.LastTid()), nextOid: zeowire.Oid(maxOid),
+		scanFrom: fsformat.FileHeaderLen}
 }
 
 // install makes fs the store's file; the caller holds mu for writing (or
@@ -291,6 +316,7 @@ func (s *Store) loadWritable() (*fileState, error) {
 func (s *Store) install(fs *fileState) {
 	s.app, s.li, s.idx, s.f = fs.app, fs.li, fs.idx, fs.app.File()
 	s.end = fs.app.Pos()
+	s.scanFrom = fs.scanFrom
 	s.last, s.nextOid = max(s.last, fs.last), max(s.nextOid, fs.nextOid)
 	s.remap(s.end)
 }
@@ -858,15 +884,22 @@ func (s *Store) Pack(ctx context.Context, t float64) error {
 			s.commitMu.Lock()
 			return s.commitMu.Unlock
 		},
-		Swapped: func(*pack.Result) error { return s.reopen() },
+		Swapped: func(r *pack.Result) error { return s.reopen(r) },
 	}
 	_, err := pack.Pack(ctx, s.path, s.opt.BlobDir, opt)
 	return err
 }
 
-// reopen switches to the packed file; called under commitMu.
-func (s *Store) reopen() error {
-	fs, err := s.loadWritable()
+// reopen switches to the packed file; called under commitMu. The index
+// pack built for the file (and saved as Data.fs.index) spares a scan of it.
+func (s *Store) reopen(r *pack.Result) error {
+	var saved *savedIndex
+	if r != nil && r.Index != nil && r.SizeAfter >= 100 {
+		// (Below 100 bytes FileStorage's check refuses any index; the
+		// scan of so small a file costs nothing.)
+		saved = &savedIndex{idx: r.Index, pos: r.SizeAfter}
+	}
+	fs, err := s.loadWritable(saved)
 	if err != nil {
 		s.mu.Lock()
 		s.closed = true
