@@ -20,6 +20,23 @@ type ScanResult struct {
 	TailWarning string
 }
 
+// RecordIndex is an Index that also wants to know, for each record it
+// is given, whether the record is a backpointer (holds no data of its own:
+// an undo, or a deletion). ScanIndex calls SetRecord instead of Set on such
+// an index. Tools use it to know, without reading the records again, which
+// current revisions can fail to load (fsrefs' "creation was undone").
+type RecordIndex interface {
+	Index
+	SetRecord(oid Oid, pos int64, backpointer bool)
+}
+
+// scanEntry is one record of the transaction being scanned.
+type scanEntry struct {
+	oid  Oid
+	pos  int64
+	back bool
+}
+
 // ScanIndex rebuilds the oid → position index of a whole file the way
 // FileStorage's read_index does on open (filestorage.md §10.3), filling
 // idx. Non-fatal findings (time-stamp reduction, invalid status, incorrect
@@ -56,7 +73,8 @@ func ScanIndexReader(f io.ReaderAt, size int64, name string, idx Index, warn fun
 	res.Magic = [4]byte(m)
 	pos := int64(FileHeaderLen)
 	var ltid Tid
-	var tindex []oidPos
+	var tindex []scanEntry
+	ridx, _ := idx.(RecordIndex)
 	for {
 		b, err := r.at(pos, TxnHeaderLen)
 		if err != nil {
@@ -127,7 +145,7 @@ func ScanIndexReader(f io.ReaderAt, size int64, name string, idx Index, warn fun
 			if rl < 0 || dpos+rl > tend || dh.TxnPos != tpos {
 				return res, formatErr(name, dpos, "%s data record exceeds transaction record at %d", name, dpos)
 			}
-			tindex = append(tindex, oidPos{dh.Oid, dpos})
+			tindex = append(tindex, scanEntry{dh.Oid, dpos, dh.DataLen == 0})
 			cur, _ := idx.Get(dh.Oid)
 			if cur != dh.Prev {
 				warn(fmt.Sprintf("%s incorrect previous pointer at %d", name, dpos))
@@ -145,7 +163,11 @@ func ScanIndexReader(f io.ReaderAt, size int64, name string, idx Index, warn fun
 			return res, formatErr(name, tend, "%s redundant transaction length check failed at %d", name, tend)
 		}
 		for _, op := range tindex {
-			idx.Set(op.oid, op.pos)
+			if ridx != nil {
+				ridx.SetRecord(op.oid, op.pos, op.back)
+			} else {
+				idx.Set(op.oid, op.pos)
+			}
 			if op.oid > res.MaxOid {
 				res.MaxOid = op.oid
 			}

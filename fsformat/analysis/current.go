@@ -20,6 +20,30 @@ type Current struct {
 	// enough (the usual case: oids are allocated from 0 up); it answers Has
 	// from a few cache lines instead of the index.
 	present []uint64
+
+	// backs holds the oids whose current record is a backpointer, the only
+	// current records that can fail to load, when backsKnown (the index
+	// was scanned, not read from <name>.index). CheckRefs uses it to avoid
+	// a second pass over the file.
+	backs      map[fsformat.Oid]struct{}
+	backsKnown bool
+}
+
+// scanIndex is the index OpenCurrent has ScanIndex fill: an OidIndex that
+// also keeps the set of oids whose latest record is a backpointer.
+type scanIndex struct {
+	*OidIndex
+	backs map[fsformat.Oid]struct{}
+}
+
+// SetRecord implements fsformat.RecordIndex.
+func (x *scanIndex) SetRecord(oid fsformat.Oid, pos int64, backpointer bool) {
+	x.Set(oid, pos)
+	if backpointer {
+		x.backs[oid] = struct{}{}
+	} else if len(x.backs) > 0 {
+		delete(x.backs, oid)
+	}
 }
 
 // OpenCurrent opens name read-only and gets its index as FileStorage does:
@@ -33,6 +57,7 @@ func OpenCurrent(name string, warn func(string)) (*Current, error) {
 		return nil, err
 	}
 	idx := loadSavedIndex(f, name, warn)
+	var backs map[fsformat.Oid]struct{}
 	if idx == nil {
 		// A second descriptor for the index scan keeps this independent of
 		// how File exposes its own.
@@ -43,12 +68,13 @@ func OpenCurrent(name string, warn func(string)) (*Current, error) {
 		}
 		defer osf.Close()
 		idx = &OidIndex{}
-		if _, err := fsformat.ScanIndex(osf, name, idx, warn); err != nil {
+		backs = map[fsformat.Oid]struct{}{}
+		if _, err := fsformat.ScanIndex(osf, name, &scanIndex{idx, backs}, warn); err != nil {
 			f.Close()
 			return nil, err
 		}
 	}
-	c := &Current{File: f, Index: idx}
+	c := &Current{File: f, Index: idx, backs: backs, backsKnown: backs != nil}
 	var maxOid fsformat.Oid
 	for oid := range idx.All() {
 		maxOid = max(maxOid, oid)

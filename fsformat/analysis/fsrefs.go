@@ -51,13 +51,21 @@ type LoadFailure struct {
 func CheckRefs(c *Current, failed func(LoadFailure), broken func(*BrokenObject) error) error {
 	// One streaming pass finds the unloadable objects and checks every
 	// reference, the reading and the pickle scanning overlapping on two
-	// goroutines; the reports (usually few) are kept. When no object turned
-	// out unloadable, the "missing" checks were complete and the kept
-	// reports are the answer; otherwise, as fsrefs.py does, a second pass
-	// checks again knowing them all.
+	// goroutines; the reports (usually few) are kept. Only a current record
+	// that is a backpointer can turn out unloadable, and the index scan
+	// told which those are (Current.backs): objects referring to one are
+	// set aside (suspects) and checked again once all unloadable objects
+	// are known, by position. Every other report of the first pass is final.
+	// Without that knowledge (a saved index), when an unloadable object is
+	// not among them (a damaged file) or when there were too many reports
+	// to keep, a second pass checks everything again, as fsrefs.py does.
 	undone := map[fsformat.Oid]bool{}
 	noload := map[fsformat.Oid]bool{}
-	kept, overflow, err := checkRefsFirstPass(c, func(r *CurrentRecord) {
+	unknownFailure := false
+	first, err := checkRefsFirstPass(c, func(r *CurrentRecord) {
+		if _, ok := c.backs[r.Oid]; !ok {
+			unknownFailure = true
+		}
 		if errors.Is(r.Err, fsformat.ErrNoData) {
 			undone[r.Oid] = true
 			return
@@ -70,13 +78,8 @@ func CheckRefs(c *Current, failed func(LoadFailure), broken func(*BrokenObject) 
 	if err != nil {
 		return err
 	}
-	if len(undone) == 0 && len(noload) == 0 && !overflow {
-		for i := range kept {
-			if err := broken(&kept[i]); err != nil {
-				return err
-			}
-		}
-		return nil
+	if !first.overflow && (len(undone) == 0 && len(noload) == 0 || c.backsKnown && !unknownFailure) {
+		return first.report(c, undone, noload, broken)
 	}
 	var ck refChecker
 	return c.EachCurrent(false, func(r *CurrentRecord) error {
@@ -91,11 +94,62 @@ func CheckRefs(c *Current, failed func(LoadFailure), broken func(*BrokenObject) 
 	})
 }
 
+// firstPass is what checkRefsFirstPass found.
+type firstPass struct {
+	kept     []BrokenObject // reports of the objects that are not suspects, in file order
+	suspects []int64        // positions of the objects referring to a current backpointer record
+	overflow bool           // too many reports to keep: kept and suspects are incomplete
+}
+
+// report calls broken for the kept reports and for the suspects that turn
+// out to have bad references, all in file order.
+func (p *firstPass) report(c *Current, undone, noload map[fsformat.Oid]bool, broken func(*BrokenObject) error) error {
+	var ck refChecker
+	kept := p.kept
+	for _, pos := range p.suspects {
+		for len(kept) > 0 && kept[0].Pos < pos {
+			if err := broken(&kept[0]); err != nil {
+				return err
+			}
+			kept = kept[1:]
+		}
+		h, err := c.File.ReadDataHeaderAt(pos)
+		if err != nil {
+			return err
+		}
+		r := CurrentRecord{Oid: h.Oid, Tid: h.Tid, Pos: pos}
+		if r.Data, err = c.load(pos); err != nil {
+			// It loaded in the first pass.
+			return err
+		}
+		bad, err := ck.check(c, &r, undone, noload)
+		if err != nil {
+			return err
+		}
+		if bad {
+			if err := broken(&ck.obj); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range kept {
+		if err := broken(&kept[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // refChecker checks the references of one record at a time.
 type refChecker struct {
 	sc    refs.Scanner
 	found []refs.Ref
 	obj   BrokenObject // the last report; reused
+
+	// backs, when not nil, are the oids whose current record is a
+	// backpointer; check sets suspect when r refers to one of them.
+	backs   map[fsformat.Oid]struct{}
+	suspect bool
 }
 
 // check fills ck.obj and returns true when r has bad references.
@@ -107,12 +161,18 @@ func (ck *refChecker) check(c *Current, r *CurrentRecord, undone, noload map[fsf
 	}
 	obj := &ck.obj
 	obj.Refs = obj.Refs[:0]
+	ck.suspect = false
 	for i := range ck.found {
 		ref := &ck.found[i]
 		if !ref.CountsForReferencesf() {
 			continue
 		}
 		target := fsformat.Oid(ref.Oid)
+		if ck.backs != nil {
+			if _, ok := ck.backs[target]; ok {
+				ck.suspect = true
+			}
+		}
 		var reasons [3]string
 		n := 0
 		if !c.Has(target) {
@@ -158,13 +218,14 @@ type refBatch struct {
 const (
 	refBatchBytes = 1 << 20
 	maxKept       = 10000 // reports kept by the first pass before giving up on it
+	maxSuspects   = 50000 // suspects set aside by the first pass before giving up on it
 )
 
 // checkRefsFirstPass streams the current records: unloadable ones go to
 // unloadable (on the calling goroutine), the others are scanned on a
-// second goroutine against the index alone. It returns the reports in file
-// order, or overflow when there were too many to keep.
-func checkRefsFirstPass(c *Current, unloadable func(*CurrentRecord)) (kept []BrokenObject, overflow bool, err error) {
+// second goroutine against the index alone. It returns the reports and the
+// suspects in file order, or overflow when there were too many to keep.
+func checkRefsFirstPass(c *Current, unloadable func(*CurrentRecord)) (p firstPass, err error) {
 	work := make(chan *refBatch, 2)
 	free := make(chan *refBatch, 3)
 	for range 3 {
@@ -175,9 +236,12 @@ func checkRefsFirstPass(c *Current, unloadable func(*CurrentRecord)) (kept []Bro
 	go func() {
 		defer close(done)
 		var ck refChecker
+		if c.backsKnown && len(c.backs) > 0 {
+			ck.backs = c.backs
+		}
 		for b := range work {
 			for i := range b.recs {
-				if scanErr != nil || overflow {
+				if scanErr != nil || p.overflow {
 					break
 				}
 				r := &b.recs[i]
@@ -191,16 +255,26 @@ func checkRefsFirstPass(c *Current, unloadable func(*CurrentRecord)) (kept []Bro
 					scanErr = err
 					break
 				}
+				if ck.suspect {
+					if len(p.suspects) == maxSuspects {
+						// Reloading them one by one would cost more
+						// than a second pass.
+						p.overflow, p.kept, p.suspects = true, nil, nil
+						break
+					}
+					p.suspects = append(p.suspects, r.Pos)
+					continue
+				}
 				if !bad {
 					continue
 				}
-				if len(kept) == maxKept {
-					overflow, kept = true, nil
+				if len(p.kept) == maxKept {
+					p.overflow, p.kept, p.suspects = true, nil, nil
 					break
 				}
 				o := ck.obj
 				o.Refs = append([]BrokenRef(nil), ck.obj.Refs...)
-				kept = append(kept, o)
+				p.kept = append(p.kept, o)
 			}
 			b.data, b.recs, b.ends = b.data[:0], b.recs[:0], b.ends[:0]
 			free <- b
@@ -229,5 +303,5 @@ func checkRefsFirstPass(c *Current, unloadable func(*CurrentRecord)) (kept []Bro
 	if err == nil {
 		err = scanErr
 	}
-	return kept, overflow, err
+	return p, err
 }
