@@ -414,6 +414,27 @@ func (s *Store) recHeader(pos int64) (fsformat.DataHeader, error) {
 	return h, nil
 }
 
+// oidHeader is recHeader for a record that must be one of oid's (the
+// current one the index names, or one of its prev chain).
+func (s *Store) oidHeader(oid zeowire.Oid, pos int64) (fsformat.DataHeader, error) {
+	h, err := s.recHeader(pos)
+	if err == nil {
+		err = s.checkOid(oid, pos, h)
+	}
+	return h, err
+}
+
+// checkOid refuses a record of another object than the one asked for: an
+// index entry or prev pointer that is wrong (a saved index FileStorage's
+// sanity check let through, a damaged file) gives an error, never another
+// object's state.
+func (s *Store) checkOid(oid zeowire.Oid, pos int64, h fsformat.DataHeader) error {
+	if zeowire.Oid(h.Oid) != oid {
+		return fmt.Errorf("%s: the record at %d for oid %s is one of oid %s (index or prev pointer out of date)", s.path, pos, oid, zeowire.Oid(h.Oid))
+	}
+	return nil
+}
+
 // recData returns the state of the record at pos with header h, following
 // backpointers; nil data means the chain ends in 0 (no state).
 func (s *Store) recData(pos int64, h fsformat.DataHeader) ([]byte, error) {
@@ -517,6 +538,9 @@ func (s *Store) LoadBefore(_ context.Context, oid zeowire.Oid, before zeowire.Ti
 		return zeowire.Revision{}, false, &zeowire.POSKeyError{Oid: oid}
 	}
 	h, data, err := s.loadAt(pos)
+	if err == nil {
+		err = s.checkOid(oid, pos, h)
+	}
 	if err != nil {
 		return zeowire.Revision{}, false, err
 	}
@@ -538,7 +562,7 @@ func (s *Store) LoadBefore(_ context.Context, oid zeowire.Oid, before zeowire.Ti
 			return zeowire.Revision{}, false, fmt.Errorf("%s: data record at %d: prev %d does not point back", s.path, pos, h.Prev)
 		}
 		pos = h.Prev
-		if h, err = s.recHeader(pos); err != nil {
+		if h, err = s.oidHeader(oid, pos); err != nil {
 			return zeowire.Revision{}, false, err
 		}
 	}
@@ -560,7 +584,7 @@ func (s *Store) LoadSerial(_ context.Context, oid zeowire.Oid, serial zeowire.Ti
 	}
 	pos, ok := s.current(oid)
 	for ok && pos != 0 {
-		h, err := s.recHeader(pos)
+		h, err := s.oidHeader(oid, pos)
 		if err != nil {
 			return nil, err
 		}
@@ -651,7 +675,7 @@ func (s *Store) History(_ context.Context, oid zeowire.Oid, size int) ([]zeowire
 	}
 	var out []zeowire.HistoryEntry
 	for pos != 0 && len(out) < size {
-		h, err := s.recHeader(pos)
+		h, err := s.oidHeader(oid, pos)
 		if err != nil {
 			return nil, err
 		}
@@ -695,7 +719,7 @@ func (s *Store) RecordIterNext(_ context.Context, from zeowire.Oid, first bool) 
 	if !ok {
 		return 0, 0, nil, 0, false, fmt.Errorf("%s: oid %s left the index", s.path, oid)
 	}
-	h, err := s.recHeader(pos)
+	h, err := s.oidHeader(oid, pos)
 	if err != nil {
 		return 0, 0, nil, 0, false, err
 	}

@@ -307,3 +307,81 @@ func TestIndexSavedAfterFullScan(t *testing.T) {
 		t.Errorf("storage differs from a full scan's:\n%s\nfull scan:\n%s", got.view, want.view)
 	}
 }
+
+// TestWrongEntryPastTheSanityCheck: FileStorage checks only the last
+// transaction's records against a saved index; an index wrong elsewhere
+// (two oids' positions swapped) is trusted, but a load of those oids is an
+// error naming the record, never the other object's state.
+func TestWrongEntryPastTheSanityCheck(t *testing.T) {
+	src, _ := os.ReadFile(filepath.Join(fixtureDir, "basic.fs"))
+	good, _ := os.ReadFile(filepath.Join(fixtureDir, "basic.fs.index"))
+	x, pos, err := fsindex.Load(bytes.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two oids whose current records lie before the last transaction.
+	var last int64
+	for txn, err := range mustOpenFile(t, filepath.Join(fixtureDir, "basic.fs")).Transactions(fsformat.IterOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = txn.Pos
+	}
+	var a, b uint64
+	found := 0
+	for oid, p := range x.All() {
+		if int64(p) < last && oid > 0 {
+			if found == 0 {
+				a = oid
+			} else {
+				b = oid
+			}
+			if found++; found == 2 {
+				break
+			}
+		}
+	}
+	pa, _ := x.Get(a)
+	pb, _ := x.Get(b)
+	x.Set(a, pb)
+	x.Set(b, pa)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Data.fs")
+	os.WriteFile(path, src, 0o644)
+	var buf bytes.Buffer
+	x.Save(&buf, pos)
+	os.WriteFile(path+".index", buf.Bytes(), 0o644)
+	st, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.scanFrom != int64(pos) {
+		t.Fatalf("the index was not trusted (scan from %d)", st.scanFrom)
+	}
+	ctx := context.Background()
+	for _, oid := range []zeowire.Oid{zeowire.Oid(a), zeowire.Oid(b)} {
+		if _, _, err := st.LoadBefore(ctx, oid, zeowire.Tid(1<<63-1)); err == nil || !strings.Contains(err.Error(), "out of date") {
+			t.Errorf("loadBefore %s: %v", oid, err)
+		}
+		if _, err := st.LoadSerial(ctx, oid, 1); err == nil || !strings.Contains(err.Error(), "out of date") {
+			t.Errorf("loadSerial %s: %v", oid, err)
+		}
+		if _, err := st.History(ctx, oid, 10); err == nil || !strings.Contains(err.Error(), "out of date") {
+			t.Errorf("history %s: %v", oid, err)
+		}
+	}
+	if _, ok, err := st.LoadBefore(ctx, 0, zeowire.Tid(1<<63-1)); err != nil || !ok {
+		t.Errorf("root: %v %v", ok, err)
+	}
+}
+
+func mustOpenFile(t *testing.T, path string) *fsformat.File {
+	t.Helper()
+	f, err := fsformat.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}

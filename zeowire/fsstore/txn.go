@@ -147,7 +147,7 @@ func (s *Store) committedTid(oid zeowire.Oid) (tid zeowire.Tid, exists, ok bool,
 	if !ok {
 		return 0, false, false, nil
 	}
-	h, err := s.recHeader(pos)
+	h, err := s.oidHeader(oid, pos)
 	if err != nil {
 		return 0, false, true, err
 	}
@@ -256,7 +256,7 @@ func (s *Store) dataFind(oid zeowire.Oid, tid zeowire.Tid, data []byte) int64 {
 	defer s.mu.RUnlock()
 	pos, ok := s.current(oid)
 	for ok && pos != 0 {
-		h, err := s.recHeader(pos)
+		h, err := s.oidHeader(oid, pos)
 		if err != nil {
 			return 0
 		}
