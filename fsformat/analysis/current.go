@@ -25,7 +25,7 @@ type Current struct {
 	// current records that can fail to load, when backsKnown (the index
 	// was scanned, not read from <name>.index). CheckRefs uses it to avoid
 	// a second pass over the file.
-	backs      map[fsformat.Oid]struct{}
+	backs      *oidSet
 	backsKnown bool
 }
 
@@ -33,16 +33,17 @@ type Current struct {
 // also keeps the set of oids whose latest record is a backpointer.
 type scanIndex struct {
 	*OidIndex
-	backs map[fsformat.Oid]struct{}
+	backs *oidSet
 }
 
 // SetRecord implements fsformat.RecordIndex.
 func (x *scanIndex) SetRecord(oid fsformat.Oid, pos int64, backpointer bool) {
 	x.Set(oid, pos)
 	if backpointer {
-		x.backs[oid] = struct{}{}
-	} else if len(x.backs) > 0 {
-		delete(x.backs, oid)
+		// Dense like the index: its slice, or what it would grow to.
+		x.backs.add(oid, max(uint64(len(x.dense)), 4*uint64(x.n+1)+denseSlack))
+	} else {
+		x.backs.remove(oid)
 	}
 }
 
@@ -57,7 +58,7 @@ func OpenCurrent(name string, warn func(string)) (*Current, error) {
 		return nil, err
 	}
 	idx := loadSavedIndex(f, name, warn)
-	var backs map[fsformat.Oid]struct{}
+	var backs *oidSet
 	if idx == nil {
 		// A second descriptor for the index scan keeps this independent of
 		// how File exposes its own.
@@ -68,7 +69,7 @@ func OpenCurrent(name string, warn func(string)) (*Current, error) {
 		}
 		defer osf.Close()
 		idx = &OidIndex{}
-		backs = map[fsformat.Oid]struct{}{}
+		backs = &oidSet{}
 		if _, err := fsformat.ScanIndex(osf, name, &scanIndex{idx, backs}, warn); err != nil {
 			f.Close()
 			return nil, err

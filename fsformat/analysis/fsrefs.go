@@ -63,7 +63,7 @@ func CheckRefs(c *Current, failed func(LoadFailure), broken func(*BrokenObject) 
 	noload := map[fsformat.Oid]bool{}
 	unknownFailure := false
 	first, err := checkRefsFirstPass(c, func(r *CurrentRecord) {
-		if _, ok := c.backs[r.Oid]; !ok {
+		if !c.backsKnown || !c.backs.has(r.Oid) {
 			unknownFailure = true
 		}
 		if errors.Is(r.Err, fsformat.ErrNoData) {
@@ -148,7 +148,7 @@ type refChecker struct {
 
 	// backs, when not nil, are the oids whose current record is a
 	// backpointer; check sets suspect when r refers to one of them.
-	backs   map[fsformat.Oid]struct{}
+	backs   *oidSet
 	suspect bool
 }
 
@@ -168,10 +168,8 @@ func (ck *refChecker) check(c *Current, r *CurrentRecord, undone, noload map[fsf
 			continue
 		}
 		target := fsformat.Oid(ref.Oid)
-		if ck.backs != nil {
-			if _, ok := ck.backs[target]; ok {
-				ck.suspect = true
-			}
+		if ck.backs != nil && ck.backs.has(target) {
+			ck.suspect = true
 		}
 		var reasons [3]string
 		n := 0
@@ -236,7 +234,7 @@ func checkRefsFirstPass(c *Current, unloadable func(*CurrentRecord)) (p firstPas
 	go func() {
 		defer close(done)
 		var ck refChecker
-		if c.backsKnown && len(c.backs) > 0 {
+		if c.backsKnown && c.backs.len() > 0 {
 			ck.backs = c.backs
 		}
 		for b := range work {

@@ -143,3 +143,68 @@ func (m *oidMap[V]) set(oid fsformat.Oid, v V) {
 }
 
 func (m *oidMap[V]) len() int { return m.n }
+
+// oidSet is a set of oids: a bitmap over the range the caller says is
+// dense (add's limit), a map beyond it. Removing an absent oid, the common
+// case while scanning, costs a bit test instead of a hash.
+type oidSet struct {
+	bits   []uint64
+	sparse map[fsformat.Oid]struct{}
+	n      int
+}
+
+// add inserts oid; the bitmap grows to cover it when oid < dense.
+func (s *oidSet) add(oid fsformat.Oid, dense uint64) {
+	if uint64(oid) >= 64*uint64(len(s.bits)) && uint64(oid) < dense {
+		n := int(oid/64) + 1
+		s.bits = append(s.bits, make([]uint64, max(n, 2*len(s.bits))-len(s.bits))...)
+	}
+	if uint64(oid) < 64*uint64(len(s.bits)) {
+		if _, old := s.sparse[oid]; old {
+			delete(s.sparse, oid)
+			s.n--
+		}
+		if s.bits[oid/64]&(1<<(oid%64)) == 0 {
+			s.bits[oid/64] |= 1 << (oid % 64)
+			s.n++
+		}
+		return
+	}
+	if s.sparse == nil {
+		s.sparse = make(map[fsformat.Oid]struct{})
+	}
+	if _, ok := s.sparse[oid]; !ok {
+		s.sparse[oid] = struct{}{}
+		s.n++
+	}
+}
+
+func (s *oidSet) remove(oid fsformat.Oid) {
+	if s.n == 0 {
+		return
+	}
+	if uint64(oid) < 64*uint64(len(s.bits)) && s.bits[oid/64]&(1<<(oid%64)) != 0 {
+		s.bits[oid/64] &^= 1 << (oid % 64)
+		s.n--
+		return
+	}
+	if len(s.sparse) > 0 {
+		if _, ok := s.sparse[oid]; ok {
+			delete(s.sparse, oid)
+			s.n--
+		}
+	}
+}
+
+func (s *oidSet) has(oid fsformat.Oid) bool {
+	if uint64(oid) < 64*uint64(len(s.bits)) && s.bits[oid/64]&(1<<(oid%64)) != 0 {
+		return true
+	}
+	if len(s.sparse) == 0 {
+		return false
+	}
+	_, ok := s.sparse[oid]
+	return ok
+}
+
+func (s *oidSet) len() int { return s.n }
