@@ -303,6 +303,49 @@ func (f *File) ReadDataHeaderAt(pos int64) (DataHeader, error) {
 	return ParseDataHeader(b[:]), nil
 }
 
+// ReadDataHeaderSeq is ReadDataHeaderAt (same checks and errors) reading
+// through the File's sequential window instead of one pread per call: for
+// walks over record positions in ascending order (the current records of an
+// index, sorted), where consecutive records share the window. It must not
+// be interleaved with an iteration of the same File.
+func (f *File) ReadDataHeaderSeq(pos int64) (DataHeader, error) {
+	if pos < FileHeaderLen || pos+DataHeaderLen > f.size {
+		return DataHeader{}, formatErr(f.Name, pos, "data record header out of file bounds (size %d)", f.size)
+	}
+	b, err := f.r.at(pos, DataHeaderLen)
+	if err == nil && len(b) < DataHeaderLen {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return DataHeader{}, fmt.Errorf("%s: data record at %d: %w", f.Name, pos, err)
+	}
+	return ParseDataHeader(b), nil
+}
+
+// InlineDataSeq returns the data the record at pos, whose header is h
+// (from ReadDataHeaderSeq), holds inline, with LoadRecord's checks and
+// errors: nil for a backpointer record (resolve it with LoadRecord). The
+// slice points into the read window: valid until the next read through it.
+func (f *File) InlineDataSeq(pos int64, h *DataHeader) ([]byte, error) {
+	if h.VersionLen != 0 {
+		return nil, formatErr(f.Name, pos, "data record with non-zero version length %d (versions are not supported)", h.VersionLen)
+	}
+	if h.DataLen == 0 {
+		return nil, nil
+	}
+	if h.DataLen > f.size-pos-DataHeaderLen {
+		return nil, formatErr(f.Name, pos, "data length %d runs past end of file", h.DataLen)
+	}
+	d, err := f.r.at(pos+DataHeaderLen, int(h.DataLen))
+	if err == nil && int64(len(d)) < h.DataLen {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: data record at %d: %w", f.Name, pos, err)
+	}
+	return d, nil
+}
+
 // reader is a read window over the file for mostly-sequential access.
 type reader struct {
 	f    io.ReaderAt

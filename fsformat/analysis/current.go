@@ -116,62 +116,40 @@ type CurrentRecord struct {
 
 // EachCurrent calls fn for the current record of every oid of the index,
 // in ascending position. It streams the file (large sequential reads) and
-// reads randomly only to resolve backpointers and for oids the iterator does
-// not reach (possible in damaged files). With headersOnly, the data of
+// reads randomly only to resolve backpointers; it holds the sorted
+// positions (8 bytes per object) meanwhile. With headersOnly, the data of
 // records holding it inline is not handed over (Data nil, Err nil): enough
 // to find undone and unloadable objects. Data is valid only during the call.
 func (c *Current) EachCurrent(headersOnly bool, fn func(r *CurrentRecord) error) error {
-	f := c.File
-	seen := 0
-	var end int64 // where the iterator stopped
-	var cr CurrentRecord
-	stream := func() error {
-		for txn, err := range f.Transactions(fsformat.IterOptions{}) {
-			if err != nil {
-				return nil // the index scan already reported what is wrong
-			}
-			for rec, err := range txn.Records() {
-				if err != nil {
-					return nil
-				}
-				end = rec.Pos + 1
-				if pos, ok := c.Index.Get(rec.Oid); !ok || pos != rec.Pos {
-					continue
-				}
-				seen++
-				cr = CurrentRecord{Oid: rec.Oid, Tid: rec.Tid, Pos: rec.Pos}
-				if rec.IsBackpointer() {
-					cr.Data, cr.Err = c.load(rec.Pos)
-				} else if !headersOnly {
-					cr.Data = rec.Data
-				}
-				if err := fn(&cr); err != nil {
-					return err
-				}
-			}
-			end = txn.Next()
-		}
-		return nil
-	}
-	if err := stream(); err != nil || seen == c.Index.Len() {
-		return err
-	}
-	// Current records the iterator did not reach (possible in damaged
-	// files): visit them by position.
-	var rest []int64
+	// The records are visited by position, in ascending order, reading
+	// through the File's sequential window: the same bytes are read as by a
+	// walk with the iterator, but only the current records are parsed and
+	// no index lookup is made per record. Every position of a scanned index
+	// is one the iterator reaches (or, past where a damaged file stops it,
+	// one it would have loaded by position), so the result is the same.
+	positions := make([]int64, 0, c.Index.Len())
 	for _, pos := range c.Index.All() {
-		if pos >= end {
-			rest = append(rest, pos)
-		}
+		positions = append(positions, pos)
 	}
-	slices.Sort(rest)
-	for _, pos := range rest {
-		h, err := f.ReadDataHeaderAt(pos)
+	slices.Sort(positions)
+	f := c.File
+	var cr CurrentRecord
+	for _, pos := range positions {
+		h, err := f.ReadDataHeaderSeq(pos)
 		cr = CurrentRecord{Oid: h.Oid, Tid: h.Tid, Pos: pos}
-		if err != nil {
+		switch {
+		case err != nil:
 			cr.Err = err
-		} else {
+		case h.DataLen == 0 || h.VersionLen != 0:
 			cr.Data, cr.Err = c.load(pos)
+		default:
+			var data []byte
+			data, err = f.InlineDataSeq(pos, &h)
+			if err != nil {
+				cr.Err = fmt.Errorf("%s: data record at %d: %w", f.Name, pos, err)
+			} else if !headersOnly {
+				cr.Data = data
+			}
 		}
 		if err := fn(&cr); err != nil {
 			return err
