@@ -113,15 +113,12 @@ func (p *firstPass) report(c *Current, undone, noload map[fsformat.Oid]bool, bro
 			}
 			kept = kept[1:]
 		}
-		h, err := c.File.ReadDataHeaderAt(pos)
+		data, h, err := c.File.LoadRecord(pos)
 		if err != nil {
-			return err
-		}
-		r := CurrentRecord{Oid: h.Oid, Tid: h.Tid, Pos: pos}
-		if r.Data, err = c.load(pos); err != nil {
 			// It loaded in the first pass.
-			return err
+			return fmt.Errorf("%s: data record at %d: %w", c.File.Name, pos, err)
 		}
+		r := CurrentRecord{Oid: h.Oid, Tid: h.Tid, Pos: pos, Data: data}
 		bad, err := ck.check(c, &r, undone, noload)
 		if err != nil {
 			return err
