@@ -326,3 +326,53 @@ func TestSkipViewReads(t *testing.T) {
 		}
 	}
 }
+
+// FuzzScanIndexFrom: for any bytes and any position, the check and the scan
+// from a saved index neither panic nor disagree with a full scan: when the
+// file's first pos bytes scan cleanly to pos (an index a clean close could
+// have saved there) and the check passes, the index, end, last tid and
+// truncation decision are the full scan's.
+func FuzzScanIndexFrom(f *testing.F) {
+	for _, name := range []string{"basic.fs", "damaged/basic-checkpoint.fs", "damaged/basic-badstatus.fs"} {
+		data, err := os.ReadFile(filepath.Join(fixtures, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data[:min(len(data), 6000)], int64(2000))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, pos int64) {
+		size := int64(len(data))
+		prefix := MapIndex{}
+		clean := false
+		if pos >= 0 && pos <= size {
+			r, err := ScanIndexReader(bytes.NewReader(data[:pos]), pos, "x", prefix, nil)
+			clean = err == nil && r.Truncate < 0 && r.End == pos
+		}
+		if !clean {
+			// Garbage index: any map at any position must not panic.
+			prefix = MapIndex{0: pos, 1: 27}
+		}
+		ltid, err := CheckSavedIndex(bytes.NewReader(data), size, "x", prefix, pos)
+		if err != nil {
+			if !errors.Is(err, ErrIndexUnusable) {
+				t.Fatalf("check: %v", err)
+			}
+			return
+		}
+		got, gerr := ScanIndexFrom(bytes.NewReader(data), size, "x", prefix, pos, ltid, nil)
+		if !clean {
+			return
+		}
+		full := MapIndex{}
+		want, werr := ScanIndexReader(bytes.NewReader(data), size, "x", full, nil)
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("error %v, full scan %v", gerr, werr)
+		}
+		if gerr != nil {
+			return
+		}
+		if got.End != want.End || got.LastTid != want.LastTid || got.Truncate != want.Truncate || !maps.Equal(prefix, full) {
+			t.Fatalf("got %+v, full scan %+v", got, want)
+		}
+	})
+}
