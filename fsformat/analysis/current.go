@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 
 	"github.com/zodbctl/zodbctl/fsformat"
 )
@@ -131,7 +130,7 @@ func (c *Current) EachCurrent(headersOnly bool, fn func(r *CurrentRecord) error)
 	for _, pos := range c.Index.All() {
 		positions = append(positions, pos)
 	}
-	slices.Sort(positions)
+	sortPositions(positions)
 	f := c.File
 	var cr CurrentRecord
 	for _, pos := range positions {

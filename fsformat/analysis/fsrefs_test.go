@@ -2,9 +2,11 @@ package analysis
 
 import (
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -143,6 +145,24 @@ func TestOidSet(t *testing.T) {
 		for _, probe := range []fsformat.Oid{5, 7, 63, 64, 200, 300, 1 << 40} {
 			if s.has(probe) != want[probe] {
 				t.Fatalf("step %d: has(%d) = %v", i, probe, s.has(probe))
+			}
+		}
+	}
+}
+
+func TestSortPositions(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for _, n := range []int{0, 1, 255, 256, 1000, 20000} {
+		for _, span := range []int64{1, 1 << 11, 1 << 33, 1 << 62} {
+			p := make([]int64, n)
+			for i := range p {
+				p[i] = rng.Int63n(span)
+			}
+			want := slices.Clone(p)
+			slices.Sort(want)
+			sortPositions(p)
+			if !slices.Equal(p, want) {
+				t.Fatalf("n=%d span=%d: not sorted", n, span)
 			}
 		}
 	}
