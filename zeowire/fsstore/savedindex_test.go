@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zodbctl/zodbctl/fsformat"
 	"github.com/zodbctl/zodbctl/fsformat/fsindex"
@@ -384,4 +385,119 @@ func mustOpenFile(t *testing.T, path string) *fsformat.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// kill drops st as a kill -9 would: the file and the lock go, nothing is
+// saved.
+func kill(st *Store) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.closed = true
+	st.unmap()
+	st.app.File().Close()
+	st.lock.Unlock()
+}
+
+// TestServeKillAfterIndexSaved: commits through the server, a clean stop
+// (the index is saved), a restart that uses it, more commits, a kill: the
+// next open trusts the old index, scans only what follows it and finds
+// every committed transaction.
+func TestServeKillAfterIndexSaved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	ts := startServer(t, path, Options{}, nil)
+	c := dial(t, ts.addr)
+	cx := tctx(t)
+	serial := map[zeowire.Oid]zeowire.Tid{}
+	want := map[zeowire.Oid]string{}
+	commit := func(c *zeowire.ClientConn, round int, oids ...zeowire.Oid) zeowire.Tid {
+		t.Helper()
+		var stores []store
+		for _, o := range oids {
+			d := fmt.Sprintf("oid %d round %d", o, round)
+			stores = append(stores, store{o, serial[o], []byte(d)})
+			want[o] = d
+		}
+		tid, err := commitTxn(cx, c, int64(round), nil, nil, nil, nil, stores...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range oids {
+			serial[o] = tid
+		}
+		return tid
+	}
+	for i := range 5 {
+		commit(c, i, 0, zeowire.Oid(i+1))
+	}
+	c.Close()
+	ts.stop(t)
+	_, saved, err := fsindex.Read(path + ".index")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ts = startServer(t, path, Options{}, nil)
+	if ts.store.scanFrom != int64(saved) {
+		t.Fatalf("restart scanned from %d, the index was saved at %d", ts.store.scanFrom, saved)
+	}
+	c = dial(t, ts.addr)
+	var last zeowire.Tid
+	for i := 5; i < 12; i++ {
+		last = commit(c, i, 0, zeowire.Oid(i%3+1), zeowire.Oid(i+1))
+	}
+	c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ts.srv.Shutdown(ctx)
+	<-ts.done
+	kill(ts.store)
+
+	var logs []string
+	st, err := Open(path, Options{Warn: func(m string) { logs = append(logs, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.scanFrom != int64(saved) || len(logs) != 0 {
+		t.Errorf("reopen scanned from %d (index at %d), messages %q", st.scanFrom, saved, logs)
+	}
+	if st.LastTransaction() != last {
+		t.Errorf("last transaction %s, want %s", st.LastTransaction(), last)
+	}
+	for o, d := range want {
+		rev, ok, err := st.LoadBefore(cx, o, zeowire.Tid(1<<63-1))
+		if err != nil || !ok || string(rev.Data) != d || rev.Start != serial[o] {
+			t.Errorf("oid %s: %q %s %v %v, want %q %s", o, rev.Data, rev.Start, ok, err, d, serial[o])
+		}
+	}
+	if next, _ := st.NewOids(1); next[0] != 13 {
+		t.Errorf("next new oid %s, want 13", next[0])
+	}
+}
+
+// TestPackReopenUsesPackIndex: after a pack the store takes the index pack
+// built (no scan of the packed file), and answers as a full scan of it.
+func TestPackReopenUsesPackIndex(t *testing.T) {
+	src, _ := os.ReadFile(filepath.Join(fixtureDir, "basic.fs"))
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	os.WriteFile(path, src, 0o644)
+	st, err := Open(path, Options{PackGC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Pack(context.Background(), float64(time.Now().Unix())); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	if st.scanFrom != fi.Size() || fi.Size() >= int64(len(src)) {
+		t.Errorf("after pack: scan from %d, packed file %d bytes (was %d)", st.scanFrom, fi.Size(), len(src))
+	}
+	got := storeView(t, st)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	packed, _ := os.ReadFile(path)
+	if want := reference(t, packed, false); got != want.view {
+		t.Errorf("after pack:\n%s\nfull scan of the packed file:\n%s", got, want.view)
+	}
 }
