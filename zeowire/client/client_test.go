@@ -284,7 +284,9 @@ func TestUnreachableAndRefused(t *testing.T) {
 		!strings.Contains(err.Error(), "; "+dead2+": connect: ") {
 		t.Errorf("unreachable: %v", err)
 	}
-	if el := time.Since(start); el < 300*time.Millisecond || el > 3*time.Second || len(waits) < 2 ||
+	// How many retries fit in the wait depends on the machine's load; at least
+	// one "waiting" line must be said.
+	if el := time.Since(start); el < 300*time.Millisecond || el > 3*time.Second || len(waits) < 1 ||
 		!strings.HasPrefix(waits[0], "waiting for a ZEO server at "+dead1+", "+dead2+": retrying in 50ms") {
 		t.Errorf("waited %s: %q", el, waits)
 	}
