@@ -26,7 +26,7 @@
 //     rechecked by position. A saved index (no backpointer knowledge) or a
 //     damaged file falls back to fsrefs.py's full second pass.
 //   - A pread into a window buffer is faster than mmap here: measured on a
-//     500 MB cached file, parsing straight out of a read-only map ran 20-40%
+//     500 MB cached file, parsing straight out of a read-only map ran 10-40%
 //     slower than copying each 1 MiB window first (the copy leaves the window
 //     in cache; the map's pages are touched cold, one record at a time).
 package analysis
