@@ -47,7 +47,7 @@ for g in "${groups[@]}"; do
 		if [ $rc -ne 0 ]; then
 			status=1
 			echo "crash-loop: go test $pkg -run '$re' failed (exit $rc); the failures:"
-			grep -E -A15 '^\s*--- FAIL' "$out" | head -60
+			grep -E -B4 '^\s*--- FAIL' "$out" | head -60
 			grep -E '^(panic|FAIL|fatal)' "$out" | head -10
 		fi
 	done
