@@ -451,3 +451,32 @@ func TestDirectoryAndMap(t *testing.T) {
 		t.Fatal("MaxOid of empty index")
 	}
 }
+
+// TestSetSizesDensePages: a page that follows a full one is allocated for
+// 256 oids at once; isolated oids never get such a page.
+func TestSetSizesDensePages(t *testing.T) {
+	x := New()
+	for oid := uint64(0); oid <= 256; oid++ {
+		x.Set(oid, oid+4)
+	}
+	if p := x.lookup(1); p == nil || cap(p.keys) != pageSize || cap(p.vals) != 6*pageSize {
+		t.Fatalf("page after a full one not sized for %d oids", pageSize)
+	}
+	sparse := New()
+	for k := uint64(0); k < 100; k++ {
+		sparse.Set(k*256, k+4)
+	}
+	for k := uint64(0); k < 100; k++ {
+		if p := sparse.lookup(k); p == nil || cap(p.keys) >= pageSize {
+			t.Fatalf("page %d of isolated oids sized for a full page", k)
+		}
+		if pos, ok := sparse.Get(k * 256); !ok || pos != k+4 {
+			t.Fatalf("oid %d: %d %v", k*256, pos, ok)
+		}
+	}
+	for oid := uint64(0); oid <= 256; oid++ {
+		if pos, ok := x.Get(oid); !ok || pos != oid+4 {
+			t.Fatalf("oid %d: %d %v", oid, pos, ok)
+		}
+	}
+}
