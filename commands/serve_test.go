@@ -364,8 +364,9 @@ func TestServeCrash(t *testing.T) {
 		} else if last != 0 {
 			t.Fatalf("round %d: oid 1 missing after restart: %v", round, err)
 		}
-		deadline := time.After(time.Duration(50+rand.IntN(250)) * time.Millisecond)
-		go func() { <-deadline; kill() }()
+		// The kill is armed once a commit of this round was acknowledged, so
+		// every round has something to lose, however slow the machine.
+		armed := false
 		for {
 			n++
 			tid, err := zeoCommit(ctx, c, n, 1, last, []byte(fmt.Sprintf("txn %d", n)))
@@ -373,6 +374,10 @@ func TestServeCrash(t *testing.T) {
 				break // the server died under us
 			}
 			acked[tid], last = n, tid
+			if !armed {
+				armed = true
+				time.AfterFunc(time.Duration(50+rand.IntN(250))*time.Millisecond, kill)
+			}
 		}
 		cancel()
 		c.Close()
@@ -742,8 +747,12 @@ func TestServeCrashDuringPack(t *testing.T) {
 				packs.Add(1)
 			}
 		}()
-		deadline := time.After(time.Duration(100+rand.IntN(300)) * time.Millisecond)
-		go func() { <-deadline; kill() }()
+		// The kill is armed once a commit of this round was acknowledged, and
+		// fires after a random delay but not before a pack of this round has
+		// completed (or 5 s passed), so kills land in packs and in the switch
+		// to a packed file whatever the machine's load.
+		packsBefore := packs.Load()
+		armed := false
 		for {
 			n++
 			tid, err := zeoCommit(ctx, c, n, 0, last, rootRecord(fmt.Sprintf("txn %d", n)))
@@ -751,6 +760,17 @@ func TestServeCrashDuringPack(t *testing.T) {
 				break
 			}
 			last, lastN = tid, n
+			if !armed {
+				armed = true
+				delay := time.Duration(100+rand.IntN(300)) * time.Millisecond
+				go func() {
+					time.Sleep(delay)
+					for end := time.Now().Add(5 * time.Second); packs.Load() == packsBefore && time.Now().Before(end); {
+						time.Sleep(5 * time.Millisecond)
+					}
+					kill()
+				}()
+			}
 		}
 		cancel()
 		c.Close()
