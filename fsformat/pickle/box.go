@@ -278,13 +278,41 @@ func keyEqual(a, b any) bool {
 			return x == y
 		}
 	}
-	if _, ok := a.(*box); ok {
-		return a == b
+	// Tuples compare by value, also while still boxed (sets are built before
+	// STOP resolves their boxes): two () or (1, 2) are one set item.
+	if xs, ok := tupleItems(a); ok {
+		ys, ok := tupleItems(b)
+		if !ok || len(xs) != len(ys) {
+			return false
+		}
+		for i := range xs {
+			if !keyEqual(xs[i], ys[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	if x, ok := a.(*box); ok {
+		y, ok := b.(*box)
+		return ok && x == y // objects hash and compare by identity
 	}
 	if _, ok := b.(*box); ok {
 		return false
 	}
 	return Equal(a, b)
+}
+
+// tupleItems returns the items of a tuple, boxed or final.
+func tupleItems(v any) ([]any, bool) {
+	switch x := v.(type) {
+	case Tuple:
+		return x, true
+	case *box:
+		if x.kind == boxTuple {
+			return x.items, true
+		}
+	}
+	return nil, false
 }
 
 // finalize replaces boxes in v by their final values.
@@ -384,7 +412,10 @@ func builtinValue(o *Object) any {
 			return s
 		case len(o.Args) == 1:
 			if l, ok := o.Args[0].(List); ok {
-				s.Items = append(s.Items, l...)
+				// set(list) drops duplicates, as Python's call does.
+				if err := addToSet(s, l); err != nil {
+					return o
+				}
 				return s
 			}
 		}
