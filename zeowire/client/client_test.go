@@ -72,7 +72,12 @@ func encodings(t *testing.T, f func(t *testing.T, msgpack bool)) {
 
 // deadAddr is a TCP address nothing listens on.
 func deadAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// 127.0.0.2 (still loopback) so that the servers other tests start on
+	// 127.0.0.1:0 cannot be handed the closed port and answer for it.
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
