@@ -10,6 +10,7 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"github.com/fatih/color"
 	"io"
 	"sort"
 
@@ -62,14 +63,16 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
+	// Errors are red on a terminal (never with NO_COLOR, never in a pipe).
+	on := colorsFor(stderr)
 	var coder cli.ExitCoder
 	if errors.As(err, &coder) {
 		if msg := err.Error(); msg != "" {
-			fmt.Fprintln(stderr, msg)
+			fmt.Fprintln(stderr, paint(on, msg, color.FgRed))
 		}
 		return coder.ExitCode()
 	}
-	fmt.Fprintf(stderr, "zodbctl: %v\n", err)
+	fmt.Fprintln(stderr, paint(on, "zodbctl: "+err.Error(), color.FgRed))
 	return ExitFailure
 }
 

@@ -3,13 +3,12 @@ package commands
 import (
 	"bufio"
 	"fmt"
+	"github.com/fatih/color"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/zodbctl/zodbctl/fsformat/analysis"
 	"github.com/zodbctl/zodbctl/fsformat/refs"
@@ -121,6 +120,7 @@ type xrefsOutput struct {
 	json  *jsonLines
 	table *tablewriter.Table
 	tsv   *bufio.Writer
+	color bool // table on a terminal: dangling rows in red
 }
 
 func newXrefsOutput(c *cli.Context) *xrefsOutput {
@@ -131,16 +131,11 @@ func newXrefsOutput(c *cli.Context) *xrefsOutput {
 	case !c.Bool("tsv") && isTerminal(w):
 		t := tablewriter.NewWriter(w)
 		t.Header(xrefsHeader)
-		return &xrefsOutput{table: t}
+		return &xrefsOutput{table: t, color: colorsFor(w)}
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.WriteString(strings.Join(xrefsHeader, "\t") + "\n")
 	return &xrefsOutput{tsv: bw}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func xrefStatusText(s analysis.XrefStatus) string {
@@ -177,7 +172,14 @@ func (o *xrefsOutput) row(x *analysis.Xref) error {
 		}
 		return o.json.Write(j)
 	case o.table != nil:
-		return o.table.Append([]string{x.DB, x.Oid.Repr(), x.Class, x.TargetDB, x.TargetOid.Repr(), x.Kind.String(), xrefStatusText(x.Status)})
+		status := xrefStatusText(x.Status)
+		switch x.Status {
+		case analysis.XrefDangling:
+			status = paint(o.color, status, color.FgRed, color.Bold)
+		case analysis.XrefUnknownDB:
+			status = paint(o.color, status, color.FgYellow)
+		}
+		return o.table.Append([]string{x.DB, x.Oid.Repr(), x.Class, x.TargetDB, x.TargetOid.Repr(), x.Kind.String(), status})
 	}
 	_, err := fmt.Fprintf(o.tsv, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.DB, x.Oid.Repr(), x.Class, x.TargetDB, x.TargetOid.Repr(), x.Kind, xrefStatusText(x.Status))
 	return err
