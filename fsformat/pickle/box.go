@@ -189,6 +189,16 @@ func checkHashable(k any) error {
 		}
 	case ByteArray:
 		return errors.New("unhashable type: 'bytearray'")
+	case Dict:
+		return errors.New("unhashable type: 'dict'")
+	case List:
+		return errors.New("unhashable type: 'list'")
+	case Tuple:
+		for _, it := range x {
+			if err := checkHashable(it); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
