@@ -15,53 +15,22 @@
 # than analyze.py (5.2 s on a 488 MB file), memory bounded by the objects.
 set -euo pipefail
 file=${1:?usage: bench/refs.sh FILE}
-runs=${RUNS:-3}
-here=$(cd "$(dirname "$0")/.." && pwd)
-bin=$(mktemp -d)/zodbctl
-trap 'rm -rf "$(dirname "$bin")"' EXIT
-(cd "$here" && go build -o "$bin" .)
-cat "$file" > /dev/null # warm the page cache
-
-# Peak RSS from /usr/bin/time -v (n/a without it: a wrapper in Python or
-# bash would be counted in, Linux carries the parent's high-water mark
-# across exec).
-have_time=0
-[ -x /usr/bin/time ] && /usr/bin/time -v true >/dev/null 2>&1 && have_time=1
-
-# run NAME CMD... : best wall seconds and peak RSS (KiB) over $runs runs.
-# fsrefs exits 1 when something dangles; the exit status is not the point.
-run() {
-	local name=$1; shift
-	local best="" rss=0 t0 t1 secs r tv=$(dirname "$bin")/time.out
-	for _ in $(seq "$runs"); do
-		t0=$(date +%s.%N)
-		if [ $have_time = 1 ]; then
-			/usr/bin/time -v -o "$tv" "$@" > /dev/null 2>&1 || true
-			r=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tv")
-			[ "${r:-0}" -gt "$rss" ] && rss=$r
-		else
-			"$@" > /dev/null 2>&1 || true
-		fi
-		t1=$(date +%s.%N)
-		secs=$(echo "scale=3; ($t1 - $t0)/1" | bc)
-		if [ -z "$best" ] || [ "$(echo "$secs < $best" | bc)" = 1 ]; then best=$secs; fi
-	done
-	printf '%s %s %s\n' "$name" "$best" "$rss"
-}
+. "$(dirname "$0")/lib.sh"
+bench_setup "$file"
 
 size=$(stat -c %s "$file")
 # fsstats' summary line: "Summary: N txns, M objects, R revisions".
 objects=$("$bin" fsstats "$file" 2>/dev/null | awk '/^Summary:/ {print $4}')
 printf 'file: %s (%d bytes, %s objects)\n' "$file" "$size" "${objects:-?}"
 results=$(
-	run cat cat "$file"
-	run fsrefs "$bin" fsrefs "$file"
-	run analyze "$bin" analyze "$file"
-	run fsstats "$bin" fsstats "$file"
+	bench_run cat cat "$file"
+	bench_run fsrefs "$bin" fsrefs "$file"
+	bench_run analyze "$bin" analyze "$file"
+	bench_run fsstats "$bin" fsstats "$file"
 	py=${PYTHON:-python3}
 	if "$py" -c 'import ZODB' 2>/dev/null; then
-		run fsrefs.py "$py" -m ZODB.scripts.fsrefs "$file"
-		run analyze.py "$py" -m ZODB.scripts.analyze "$file"
+		bench_run fsrefs.py "$py" -m ZODB.scripts.fsrefs "$file"
+		bench_run analyze.py "$py" -m ZODB.scripts.analyze "$file"
 	fi
 )
 cat_s=$(echo "$results" | awk '$1=="cat" {print $2}')
