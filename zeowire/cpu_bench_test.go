@@ -182,25 +182,7 @@ func benchServerCPU(b *testing.B, store string) {
 							}
 							return
 						}
-						oid := binary.BigEndian.AppendUint64(nil, uint64(20000+i))
-						serial := make([]byte, 8)
-						data := make([]byte, 100)
-						txn := int64(i) << 32
-						for range n {
-							txn++
-							c.Async("tpc_begin", txn, []byte{}, []byte{}, zeowire.Dict{}, nil, " ")
-							c.Async("storea", oid, serial, data, txn)
-							if _, err := c.Call(ctx, "vote", txn); err != nil {
-								b.Error(err)
-								return
-							}
-							r, err := c.Call(ctx, "tpc_finish", txn)
-							if err != nil {
-								b.Error(err)
-								return
-							}
-							serial = r.([]byte)
-						}
+						commitLoop(b, c, uint64(20000+i), int64(i)<<32, n)
 					})
 					b.StopTimer()
 					cpu1, _ := processCPU(pid)
