@@ -27,12 +27,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/zodbctl/zodbctl/bench/internal/zeoload"
 	"github.com/zodbctl/zodbctl/zeowire"
 )
 
@@ -60,76 +59,6 @@ func main() {
 	}
 }
 
-func dial(ctx context.Context, addr, storage string) (*zeowire.ClientConn, error) {
-	c, err := zeowire.Dial(ctx, addr, zeowire.ClientOptions{})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.Register(ctx, storage, false); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-var txnIDs atomic.Int64
-
-// commit stores data for every oid with the serials given; a vote that
-// reports conflicts (client-conflict-resolution servers return them as a
-// list) is a *zeowire.ConflictError like the exception reply.
-func commit(ctx context.Context, c *zeowire.ClientConn, oids []zeowire.Oid, serials []zeowire.Tid, data []byte) (zeowire.Tid, error) {
-	id := txnIDs.Add(1)
-	if err := c.Async("tpc_begin", id, []byte("load100"), []byte{}, zeowire.Dict{}, nil, " "); err != nil {
-		return 0, err
-	}
-	for i, oid := range oids {
-		if err := c.Async("storea", oid.Bytes(), serials[i].Bytes(), data, id); err != nil {
-			return 0, err
-		}
-	}
-	r, err := c.Call(ctx, "vote", id)
-	if err != nil {
-		c.Call(ctx, "tpc_abort", id)
-		return 0, err
-	}
-	if l, ok := r.(zeowire.List); ok && len(l) > 0 {
-		c.Call(ctx, "tpc_abort", id)
-		return 0, &zeowire.ConflictError{}
-	}
-	r, err = c.Call(ctx, "tpc_finish", id)
-	if err != nil {
-		return 0, err
-	}
-	return zeowire.AsTid(r)
-}
-
-func newOids(ctx context.Context, c *zeowire.ClientConn, n int) ([]zeowire.Oid, error) {
-	var out []zeowire.Oid
-	for len(out) < n {
-		r, err := c.Call(ctx, "new_oids", int64(min(n-len(out), 100)))
-		if err != nil {
-			return nil, err
-		}
-		var l []any
-		switch x := r.(type) {
-		case zeowire.List:
-			l = x
-		case zeowire.Tuple:
-			l = x
-		default:
-			return nil, fmt.Errorf("new_oids: %s", zeowire.Repr(r))
-		}
-		for _, v := range l {
-			oid, err := zeowire.AsOid(v)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, oid)
-		}
-	}
-	return out, nil
-}
-
 // stats are one client's counts and latencies.
 type stats struct {
 	loads, commits, conflicts, errors int
@@ -138,7 +67,7 @@ type stats struct {
 }
 
 func run(ctx context.Context, addr, storage string, clients int, dur time.Duration, objects, hot, size int, ratio float64, pid int) (bad bool, err error) {
-	setup, err := dial(ctx, addr, storage)
+	setup, err := zeoload.Dial(ctx, addr, storage, true)
 	if err != nil {
 		return false, err
 	}
@@ -148,13 +77,13 @@ func run(ctx context.Context, addr, storage string, clients int, dur time.Durati
 		data[i] = byte('a' + i%26)
 	}
 	// objects shared ones, then one own object per client.
-	oids, err := newOids(ctx, setup, objects+clients)
+	oids, err := zeoload.NewOids(ctx, setup, objects+clients)
 	if err != nil {
 		return false, err
 	}
 	for i := 0; i < len(oids); i += 1000 {
 		batch := oids[i:min(i+1000, len(oids))]
-		if _, err := commit(ctx, setup, batch, make([]zeowire.Tid, len(batch)), data); err != nil {
+		if _, err := zeoload.Commit(ctx, setup, "load100", batch, make([]zeowire.Tid, len(batch)), data); err != nil {
 			return false, fmt.Errorf("creating objects: %w", err)
 		}
 	}
@@ -163,12 +92,12 @@ func run(ctx context.Context, addr, storage string, clients int, dur time.Durati
 
 	conns := make([]*zeowire.ClientConn, clients)
 	for i := range conns {
-		if conns[i], err = dial(ctx, addr, storage); err != nil {
+		if conns[i], err = zeoload.Dial(ctx, addr, storage, true); err != nil {
 			return false, fmt.Errorf("client %d: %w", i, err)
 		}
 		defer conns[i].Close()
 	}
-	cpu0, _ := cpuTicks(pid)
+	cpu0, _ := zeoload.CPUTicks(pid)
 	fmt.Printf("%d clients, %d objects of %d bytes (%d hot), commit ratio %.2f, for %v against %s\n",
 		clients, objects, size, hot, ratio, dur, addr)
 
@@ -216,7 +145,7 @@ func run(ctx context.Context, addr, storage string, clients int, dur time.Durati
 					fail(fmt.Errorf("loadBefore before a commit: %w", err))
 					continue
 				}
-				_, err = commit(ctx, c, txnOids, serials, data)
+				_, err = zeoload.Commit(ctx, c, "load100", txnOids, serials, data)
 				var ce *zeowire.ConflictError
 				switch {
 				case errors.As(err, &ce):
@@ -256,10 +185,10 @@ func run(ctx context.Context, addr, storage string, clients int, dur time.Durati
 		fmt.Printf("error: %s\n", e)
 	}
 	if pid > 0 {
-		cpu1, _ := cpuTicks(pid)
+		cpu1, _ := zeoload.CPUTicks(pid)
 		hwm, rss := procStatus(pid, "VmHWM"), procStatus(pid, "VmRSS")
 		fmt.Printf("server pid %d: peak RSS (VmHWM) %s, RSS now %s, CPU %.1f s (%.0f%% of one core)\n",
-			pid, hwm, rss, float64(cpu1-cpu0)/clkTck, float64(cpu1-cpu0)/clkTck/elapsed.Seconds()*100)
+			pid, hwm, rss, float64(cpu1-cpu0)/zeoload.ClockTicks, float64(cpu1-cpu0)/zeoload.ClockTicks/elapsed.Seconds()*100)
 	}
 	// The server answers a fresh client after all that.
 	last, err := setup.LastTransaction(ctx)
@@ -276,28 +205,6 @@ func pct(l []time.Duration, p int) string {
 	}
 	slices.Sort(l)
 	return l[min(len(l)*p/100, len(l)-1)].Round(time.Microsecond).String()
-}
-
-// clkTck is USER_HZ, 100 on every Linux platform Go supports.
-const clkTck = 100
-
-// cpuTicks is utime+stime of pid in clock ticks (0 without a pid).
-func cpuTicks(pid int) (int64, error) {
-	if pid <= 0 {
-		return 0, nil
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + st, nil
 }
 
 // procStatus returns a field of /proc/PID/status ("123456 kB"), or "?".

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zodbctl/zodbctl/bench/internal/zeoload"
 	"github.com/zodbctl/zodbctl/zeowire"
 )
 
@@ -54,101 +55,6 @@ func counts(s string) []int {
 	return out
 }
 
-func dial(ctx context.Context, addr, storage string) (*zeowire.ClientConn, error) {
-	c, err := zeowire.Dial(ctx, addr, zeowire.ClientOptions{Heartbeat: -1})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.Register(ctx, storage, false); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-var txnID int64
-var txnMu sync.Mutex
-
-func nextID() int64 {
-	txnMu.Lock()
-	defer txnMu.Unlock()
-	txnID++
-	return txnID
-}
-
-// commit stores each (oid, serial, data) in one transaction.
-func commit(ctx context.Context, c *zeowire.ClientConn, oids []zeowire.Oid, serials []zeowire.Tid, data []byte) (zeowire.Tid, error) {
-	id := nextID()
-	if err := c.Async("tpc_begin", id, []byte("serve-load"), []byte{}, zeowire.Dict{}, nil, " "); err != nil {
-		return 0, err
-	}
-	for i, oid := range oids {
-		if err := c.Async("storea", oid.Bytes(), serials[i].Bytes(), data, id); err != nil {
-			return 0, err
-		}
-	}
-	r, err := c.Call(ctx, "vote", id)
-	if err != nil {
-		c.Call(ctx, "tpc_abort", id)
-		return 0, err
-	}
-	if l, ok := r.(zeowire.List); ok && len(l) > 0 {
-		c.Call(ctx, "tpc_abort", id)
-		return 0, fmt.Errorf("conflict: %s", zeowire.Repr(r))
-	}
-	r, err = c.Call(ctx, "tpc_finish", id)
-	if err != nil {
-		return 0, err
-	}
-	return zeowire.AsTid(r)
-}
-
-func newOids(ctx context.Context, c *zeowire.ClientConn, n int) ([]zeowire.Oid, error) {
-	var out []zeowire.Oid
-	for len(out) < n {
-		r, err := c.Call(ctx, "new_oids", int64(min(n-len(out), 100)))
-		if err != nil {
-			return nil, err
-		}
-		l, ok := r.(zeowire.List)
-		if !ok {
-			if t, ok2 := r.(zeowire.Tuple); ok2 {
-				l = zeowire.List(t)
-			} else {
-				return nil, fmt.Errorf("new_oids: %s", zeowire.Repr(r))
-			}
-		}
-		for _, v := range l {
-			oid, err := zeowire.AsOid(v)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, oid)
-		}
-	}
-	return out, nil
-}
-
-// cpuTicks is utime+stime of pid in clock ticks.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + st, nil
-}
-
-// clkTck is USER_HZ, 100 on every Linux platform Go supports.
-const clkTck = 100
-
 func statusCounter(ctx context.Context, c *zeowire.ClientConn, key string) (int64, error) {
 	d, err := c.ServerStatus(ctx)
 	if err != nil {
@@ -172,7 +78,7 @@ type phase struct {
 func runPhase(ctx context.Context, addr, storage string, monitor *zeowire.ClientConn, p phase, dur time.Duration, pid int) error {
 	conns := make([]*zeowire.ClientConn, p.clients)
 	for i := range conns {
-		c, err := dial(ctx, addr, storage)
+		c, err := zeoload.Dial(ctx, addr, storage, false)
 		if err != nil {
 			return err
 		}
@@ -185,7 +91,7 @@ func runPhase(ctx context.Context, addr, storage string, monitor *zeowire.Client
 	}
 	var cpu0 int64
 	if pid > 0 {
-		if cpu0, err = cpuTicks(pid); err != nil {
+		if cpu0, err = zeoload.CPUTicks(pid); err != nil {
 			return err
 		}
 	}
@@ -217,7 +123,7 @@ func runPhase(ctx context.Context, addr, storage string, monitor *zeowire.Client
 	}
 	var cpu1 int64
 	if pid > 0 {
-		if cpu1, err = cpuTicks(pid); err != nil {
+		if cpu1, err = zeoload.CPUTicks(pid); err != nil {
 			return err
 		}
 	}
@@ -240,7 +146,7 @@ func runPhase(ctx context.Context, addr, storage string, monitor *zeowire.Client
 	if pid > 0 {
 		ops := after - before
 		if ops > 0 {
-			us := float64(cpu1-cpu0) * 1e6 / clkTck / float64(ops)
+			us := float64(cpu1-cpu0) * 1e6 / zeoload.ClockTicks / float64(ops)
 			line += fmt.Sprintf("  server CPU %6.1f µs/op (%d ops counted by the server)", us, ops)
 		}
 	}
@@ -250,7 +156,7 @@ func runPhase(ctx context.Context, addr, storage string, monitor *zeowire.Client
 
 func run(addr, storage string, objects, size int, loadClients, commitClients []int, dur time.Duration, pid int) error {
 	ctx := context.Background()
-	monitor, err := dial(ctx, addr, storage)
+	monitor, err := zeoload.Dial(ctx, addr, storage, false)
 	if err != nil {
 		return err
 	}
@@ -261,13 +167,13 @@ func run(addr, storage string, objects, size int, loadClients, commitClients []i
 	for i := range data {
 		data[i] = byte('a' + i%26)
 	}
-	oids, err := newOids(ctx, monitor, objects)
+	oids, err := zeoload.NewOids(ctx, monitor, objects)
 	if err != nil {
 		return err
 	}
 	for i := 0; i < len(oids); i += 1000 {
 		batch := oids[i:min(i+1000, len(oids))]
-		if _, err := commit(ctx, monitor, batch, make([]zeowire.Tid, len(batch)), data); err != nil {
+		if _, err := zeoload.Commit(ctx, monitor, "serve-load", batch, make([]zeowire.Tid, len(batch)), data); err != nil {
 			return fmt.Errorf("creating objects: %w", err)
 		}
 	}
@@ -286,14 +192,14 @@ func run(addr, storage string, objects, size int, loadClients, commitClients []i
 	}
 	for _, n := range commitClients {
 		// Each client owns one object: no conflicts.
-		own, err := newOids(ctx, monitor, n)
+		own, err := zeoload.NewOids(ctx, monitor, n)
 		if err != nil {
 			return err
 		}
 		serials := make([]zeowire.Tid, n)
 		p := phase{name: "commit", clients: n, counter: "commits",
 			op: func(ctx context.Context, i int, c *zeowire.ClientConn, _ *rand.Rand) error {
-				tid, err := commit(ctx, c, own[i:i+1], serials[i:i+1], data)
+				tid, err := zeoload.Commit(ctx, c, "serve-load", own[i:i+1], serials[i:i+1], data)
 				serials[i] = tid
 				return err
 			}}
