@@ -302,14 +302,22 @@ func (d *Decoder) memoGet(idx uint64) (any, error) {
 	return nil, fmt.Errorf("memo key %d not found", idx)
 }
 
+// py3Global maps a global read from a protocol 0–2 pickle to its Python 3
+// name, as Python's Unpickler does (fix_imports).
+func py3Global(g Global) Global {
+	if g3, ok := py3Names[g]; ok {
+		return g3
+	}
+	if m, ok := py3Modules[g.Module]; ok {
+		g.Module = m
+	}
+	return g
+}
+
 func (d *Decoder) findGlobal(module, name string) (any, error) {
 	if d.proto < 3 {
-		// Python 2 names, as Python's Unpickler maps them (fix_imports).
-		if g, ok := py3Names[Global{module, name}]; ok {
-			module, name = g.Module, g.Name
-		} else if m, ok := py3Modules[module]; ok {
-			module = m
-		}
+		g := py3Global(Global{module, name})
+		module, name = g.Module, g.Name
 	}
 	if d.FindGlobal == nil {
 		return nil, &GlobalError{Module: module, Name: name}

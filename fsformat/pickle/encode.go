@@ -828,11 +828,8 @@ func (e *Encoder) saveGlobal(g Global, v any) error {
 		}
 		module, name := g.Module, g.Name
 		if e.Protocol < 3 {
-			if g2, ok := py2Names[g]; ok {
-				module, name = g2.Module, g2.Name
-			} else if m, ok := py2Modules[module]; ok {
-				module = m
-			}
+			g2 := py2Global(g)
+			module, name = g2.Module, g2.Name
 		}
 		e.write(opGlobal)
 		e.writeString(module)
@@ -992,4 +989,19 @@ func (e *Encoder) batchIter(items []any, pairs Dict, depth int) error {
 		e.write(many)
 	}
 	return nil
+}
+
+// py2Global maps a global to the Python 2 name a protocol 0–2 pickle
+// carries, as Python's Pickler does (fix_imports). The mapping is not
+// one-to-one: py3Global(py2Global(g)) is not g for Python 2 module names
+// (copy_reg stays copy_reg and reads back as copyreg) and for globals that
+// share a Python 2 name (ConnectionError is written as OSError).
+func py2Global(g Global) Global {
+	if g2, ok := py2Names[g]; ok {
+		return g2
+	}
+	if m, ok := py2Modules[g.Module]; ok {
+		g.Module = m
+	}
+	return g
 }

@@ -45,6 +45,9 @@ func FuzzDecode(f *testing.F) {
 				if err != nil {
 					t.Fatalf("re-encoded %x (protocol %d) does not decode: %v", enc, proto, err)
 				}
+				if proto >= 0 && proto < 3 && hasRenamedGlobal(v, 0) {
+					continue // CPython's fix_imports renames these too
+				}
 				if !Equal(v, v2) && !hasNaN(v) {
 					t.Fatalf("protocol %d round trip: %#v became %#v", proto, v, v2)
 				}
@@ -89,32 +92,56 @@ func hasNaN(v any) bool {
 
 // findBox reports where a decoding box survived in v ("" if nowhere).
 func findBox(v any, depth int) string {
+	if b, ok := v.(*box); ok {
+		return b.typeName()
+	}
 	if depth > 200 {
 		return ""
 	}
-	var items []any
-	switch x := v.(type) {
-	case *box:
-		return x.typeName()
-	case Tuple:
-		items = x
-	case List:
-		items = x
-	case Dict:
-		for _, kv := range x {
-			items = append(items, kv.Key, kv.Value)
-		}
-	case *Set:
-		items = x.Items
-	case PersistentRef:
-		items = []any{x.ID}
-	case *Object:
-		items = append([]any{x.Callable, Tuple(x.Args), Dict(x.Kwargs), x.State, Dict(x.DictItems)}, x.ListItems...)
-	}
-	for _, it := range items {
+	for _, it := range children(v) {
 		if s := findBox(it, depth+1); s != "" {
 			return s
 		}
 	}
 	return ""
+}
+
+// hasRenamedGlobal reports whether v holds a global that does not survive a
+// protocol 0–2 round trip through Python 2 names (see py2Global).
+func hasRenamedGlobal(v any, depth int) bool {
+	if g, ok := v.(Global); ok {
+		return py3Global(py2Global(g)) != g
+	}
+	if depth > 200 {
+		return false
+	}
+	for _, it := range children(v) {
+		if hasRenamedGlobal(it, depth+1) {
+			return true
+		}
+	}
+	return false
+}
+
+// children lists the values a decoded container holds.
+func children(v any) []any {
+	switch x := v.(type) {
+	case Tuple:
+		return x
+	case List:
+		return x
+	case Dict:
+		items := make([]any, 0, 2*len(x))
+		for _, kv := range x {
+			items = append(items, kv.Key, kv.Value)
+		}
+		return items
+	case *Set:
+		return x.Items
+	case PersistentRef:
+		return []any{x.ID}
+	case *Object:
+		return append([]any{x.Callable, Tuple(x.Args), Dict(x.Kwargs), x.State, Dict(x.DictItems)}, x.ListItems...)
+	}
+	return nil
 }
