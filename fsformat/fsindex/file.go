@@ -39,10 +39,13 @@ func Read(path string) (*Index, uint64, error) {
 }
 
 // Write saves x with pos as Data.fs.index at path, as FileStorage does: the
-// whole file is written aside, synced and renamed over path.
+// whole file is written aside, synced and renamed over path. The caller
+// holds the storage's lock; temporary files of killed earlier Writes are
+// removed.
 func Write(path string, x *Index, pos uint64) error {
 	// The temporary file goes next to the index, as FileStorage's
 	// Data.fs.index.index_tmp does (not in $TMPDIR).
+	removeStaleTemps(path)
 	pf, err := renameio.NewPendingFile(path, renameio.WithPermissions(0o666), renameio.WithTempDir(filepath.Dir(path)))
 	if err != nil {
 		return err
@@ -59,6 +62,38 @@ func Write(path string, x *Index, pos uint64) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
+}
+
+// removeStaleTemps deletes the temporary files an earlier Write of path
+// left when its process was killed (renameio names them "." + base + a
+// decimal number). FileStorage overwrites its one fixed index_tmp name; with
+// random names they would pile up. Callers hold the storage's lock
+// (Data.fs.lock), so no other Write of the same index is under way.
+func removeStaleTemps(path string) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // Write itself reports a directory it cannot use
+	}
+	prefix := "." + base
+	for _, e := range entries {
+		name := e.Name()
+		if e.Type().IsRegular() && len(name) > len(prefix) && name[:len(prefix)] == prefix && allDigits(name[len(prefix):]) {
+			os.Remove(filepath.Join(dir, name))
+		}
+	}
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Save writes the index file's bytes to w: exactly what fsIndex.save writes
