@@ -75,7 +75,8 @@ func TestBadInput(t *testing.T) {
 	for n := range files {
 		names = append(names, n)
 	}
-	commands := [][]string{{"verify"}, {"verify", "-v", "-v"}, {"fsdump"}, {"fsdump", "--verbose"}, {"fsdump", "--json"}, {"fstail"}, {"fstail", "--json"}, {"verify", "--json"}}
+	commands := [][]string{{"verify"}, {"verify", "-v", "-v"}, {"fsdump"}, {"fsdump", "--verbose"}, {"fsdump", "--json"}, {"fstail"}, {"fstail", "--json"}, {"verify", "--json"},
+		{"fsrefs"}, {"fsrefs", "-v", "--json"}, {"fsstats"}, {"analyze"}, {"netspace", "-v"}, {"netspace", "-P"}, {"reindex"}}
 	for _, name := range names {
 		for _, cmd := range commands {
 			args := append(append([]string(nil), cmd...), name)
@@ -106,7 +107,10 @@ func TestBadInput(t *testing.T) {
 			if cmd[0] == "verify" && exit != 1 && name != "garbage.fs" {
 				t.Errorf("%s: exit %d, want 1 (stderr %q)", label, exit, errs)
 			}
-			if exit != 0 && strings.Count(errs, "\n") != 1 {
+			// The readers that open the storage first print FileStorage's
+			// scan warnings (each naming the file, as checked above).
+			opensStorage := cmd[0] != "verify" && cmd[0] != "fsdump" && cmd[0] != "fstail"
+			if exit != 0 && strings.Count(errs, "\n") != 1 && !(opensStorage && errs != "") {
 				t.Errorf("%s: exit %d with stderr %q, want one line", label, exit, errs)
 			}
 			if exit == 0 && len(cmd) == 1 && cmd[0] == "fsdump" {

@@ -65,6 +65,11 @@ func runReindex(c *cli.Context) error {
 		return exitWith(ExitFailure, "zodbctl reindex: %v", err)
 	}
 
+	if st.Size() == 0 {
+		// FileStorage would write the header first; reindex never writes
+		// the Data.fs, and an index of a file with no header means nothing.
+		return exitWith(ExitFailure, "zodbctl reindex: %s: empty file (no FileStorage header), nothing to index", path)
+	}
 	idx := &scanIndex{Index: fsindex.New()}
 	if ef, ok := stderr.(*os.File); ok && term.IsTerminal(int(ef.Fd())) && st.Size() > 0 {
 		idx.bar = progressbar.NewOptions64(st.Size(),
