@@ -47,6 +47,12 @@ func init() {
 		&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on `ADDR` (host:port) at /metrics"},
 		&cli.BoolFlag{Name: "log-json", Usage: "write the log as JSON lines instead of text"},
 		&cli.StringFlag{Name: "cpu-profile", Usage: "write a Go CPU profile of the server to `FILE` (for benchmarks)", Hidden: true},
+		// Per-connection limits (zeo.conf's schema has no keys for them).
+		&cli.Int64Flag{Name: "max-frame-size", Usage: "close a connection that sends a frame over `BYTES`", Value: zeowire.DefaultMaxFrameSize},
+		&cli.IntFlag{Name: "max-pending-calls", Usage: "answer at most `N` slow calls (loads of blobs, undo, pack…) of one connection at once", Value: zeowire.DefaultMaxPendingCalls},
+		&cli.IntFlag{Name: "outbound-queue", Usage: "disconnect a client that lets `N` replies and invalidations wait unread", Value: zeowire.DefaultOutboundQueue},
+		&cli.DurationFlag{Name: "register-timeout", Usage: "close a connection not registered with a storage after `DURATION` (0: never)", Value: zeowire.DefaultRegisterTimeout},
+		&cli.DurationFlag{Name: "write-timeout", Usage: "disconnect a client a write to which makes no progress for `DURATION` (0: never)", Value: zeowire.DefaultWriteTimeout},
 	)
 	serveCommand.Description += `
 
@@ -280,6 +286,9 @@ func serveWith(c *cli.Context, cfg *mkinstance.ServerConfig, listening func()) e
 		InvalidationQueueSize:    cfg.ZEO.InvalidationQueueSize,
 		TransactionTimeout:       cfg.ZEO.TransactionTimeout,
 	}
+	if err := setServerLimits(c, srv); err != nil {
+		return err
+	}
 	if cfg.ZEO.InvalidationAge != nil {
 		srv.InvalidationAge = time.Duration(*cfg.ZEO.InvalidationAge * float64(time.Second))
 	}
@@ -490,4 +499,30 @@ func writeMetrics(w io.Writer, srv *zeowire.Server) {
 	in, out := srv.Traffic()
 	fmt.Fprintf(w, "# HELP zodbctl_zeo_received_bytes_total Bytes received from clients.\n# TYPE zodbctl_zeo_received_bytes_total counter\nzodbctl_zeo_received_bytes_total %d\n", in)
 	fmt.Fprintf(w, "# HELP zodbctl_zeo_sent_bytes_total Bytes sent to clients.\n# TYPE zodbctl_zeo_sent_bytes_total counter\nzodbctl_zeo_sent_bytes_total %d\n", out)
+}
+
+// setServerLimits copies the per-connection limit flags to srv.
+func setServerLimits(c *cli.Context, srv *zeowire.Server) error {
+	frame := c.Int64("max-frame-size")
+	if frame < 64 || frame > 1<<32-1 {
+		return usageError("serve: --max-frame-size %d: want 64 to %d bytes", frame, int64(1<<32-1))
+	}
+	srv.MaxFrameSize = uint32(frame)
+	for _, f := range []string{"max-pending-calls", "outbound-queue"} {
+		if c.Int(f) < 1 {
+			return usageError("serve: --%s %d: want at least 1", f, c.Int(f))
+		}
+	}
+	srv.MaxPendingCalls = c.Int("max-pending-calls")
+	srv.OutboundQueue = c.Int("outbound-queue")
+	// The Server reads 0 as "default" and negative as "no limit".
+	noLimitIfZero := func(d time.Duration) time.Duration {
+		if d <= 0 {
+			return -1
+		}
+		return d
+	}
+	srv.RegisterTimeout = noLimitIfZero(c.Duration("register-timeout"))
+	srv.WriteTimeout = noLimitIfZero(c.Duration("write-timeout"))
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -824,5 +825,71 @@ func TestServeBlobStorage(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "blobs", ".layout")); string(b) != "bushy" {
 		t.Errorf(".layout %q", b)
+	}
+}
+
+// TestServeLimitFlags: the per-connection limits set by flags reach the
+// server: a connection that does not register is closed after
+// --register-timeout, one sending a frame over --max-frame-size is closed,
+// and other clients go on.
+func TestServeLimitFlags(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, exit := serveRun("-a", "127.0.0.1:0", "-f", filepath.Join(dir, "x.fs"), "--max-frame-size", "10"); exit != ExitUsage {
+		t.Errorf("--max-frame-size 10: exit %d, want %d", exit, ExitUsage)
+	}
+	addr, stop, done := startServe(t, "-a", "127.0.0.1:0", "-f", filepath.Join(dir, "Data.fs"),
+		"--max-frame-size", "4096", "--register-timeout", "300ms")
+	defer func() { stop(); <-done }()
+
+	rawDial := func() net.Conn {
+		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		hdr := make([]byte, 4)
+		if _, err := io.ReadFull(nc, hdr); err != nil { // the server's "Z5"
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(nc, make([]byte, binary.BigEndian.Uint32(hdr))); err != nil {
+			t.Fatal(err)
+		}
+		return nc
+	}
+	closedWithin := func(nc net.Conn, limit time.Duration) time.Duration {
+		start := time.Now()
+		if _, err := io.Copy(io.Discard, nc); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("connection not closed by the server: %v", err)
+		}
+		took := time.Since(start)
+		if took > limit {
+			t.Errorf("closed after %v, want within %v", took, limit)
+		}
+		return took
+	}
+
+	idle := rawDial()
+	defer idle.Close()
+	took := closedWithin(idle, 5*time.Second)
+	if took < 200*time.Millisecond {
+		t.Errorf("unregistered connection closed after %v, before --register-timeout 300ms", took)
+	}
+
+	big := rawDial()
+	defer big.Close()
+	frame := func(payload []byte) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(payload))), payload...)
+	}
+	big.Write(frame([]byte("Z5")))
+	big.Write(frame(make([]byte, 5000)))
+	closedWithin(big, 5*time.Second)
+
+	// A well-behaved client is served meanwhile and after.
+	c := zeoDial(t, addr, "1")
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := zeoCommit(ctx, c, 1, 0, 0, []byte("ok")); err != nil {
+		t.Fatal(err)
 	}
 }
