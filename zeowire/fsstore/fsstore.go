@@ -940,3 +940,8 @@ func (s *Store) reopen(r *pack.Result) error {
 	s.snapMu.Unlock()
 	return old.Close()
 }
+
+// ReadOnly reports a storage opened read-only (zeowire.ReadOnlyReporter):
+// the server then refuses writable registrations, as ZEO does for a
+// storage whose isReadOnly() is true.
+func (s *Store) ReadOnly() bool { return s.opt.ReadOnly }

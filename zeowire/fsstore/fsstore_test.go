@@ -513,6 +513,31 @@ func TestReadOnly(t *testing.T) {
 	if _, err := st.Begin(cx, zeowire.TxnMeta{Tid: rev.Start + 1}); !errors.Is(err, zeowire.ErrReadOnly) {
 		t.Errorf("Begin on read-only: %v", err)
 	}
+	// Served with no other read-only setting, the storage itself makes the
+	// server refuse writable registrations (ZEO: storage.isReadOnly()).
+	srv := &zeowire.Server{Storages: map[string]zeowire.Storage{"1": st}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	for _, readOnly := range []bool{false, true} {
+		c, err := zeowire.Dial(cx, ln.Addr().String(), zeowire.ClientOptions{Heartbeat: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Register(cx, "1", readOnly)
+		if readOnly && err != nil {
+			t.Errorf("read-only registration refused: %v", err)
+		}
+		if !readOnly && !errors.Is(err, zeowire.ErrReadOnly) {
+			t.Errorf("writable registration on a read-only storage: %v, want ReadOnlyError", err)
+		}
+		c.Close()
+	}
+	srv.Shutdown(cx)
+	<-served
 	st.Close()
 	after, _ := os.ReadFile(path)
 	if !bytes.Equal(before, after) {
