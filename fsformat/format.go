@@ -67,6 +67,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // Magic numbers of the file header.
@@ -101,8 +102,37 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string {
+	if strings.HasPrefix(e.Msg, e.File+" ") {
+		// FileStorage's own wording, which names file and offset itself
+		// ("Data.fs has invalid transaction header at 34991").
+		return e.Msg
+	}
 	return fmt.Sprintf("%s: at %d: %s", e.File, e.Offset, e.Msg)
 }
+
+// RecordError is a failure to read or decode the data record at Pos of
+// File (a backpointer chain that breaks, a pickle that does not parse). The
+// message names the file once even when Err names it too.
+type RecordError struct {
+	File string
+	Pos  int64
+	Oid  string // the oid as the reporting tool prints it; "" if unknown
+	Err  error
+}
+
+func (e *RecordError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Oid != "" {
+		b.WriteString(": oid ")
+		b.WriteString(e.Oid)
+	}
+	fmt.Fprintf(&b, ": data record at %d: ", e.Pos)
+	b.WriteString(strings.TrimPrefix(e.Err.Error(), e.File+": "))
+	return b.String()
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
 
 func formatErr(file string, off int64, format string, a ...any) *FormatError {
 	return &FormatError{File: file, Offset: off, Msg: fmt.Sprintf(format, a...)}

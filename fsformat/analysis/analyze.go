@@ -94,7 +94,7 @@ func Analyze(f *fsformat.File, warn func(string)) (*Analysis, error) {
 					continue
 				}
 				if err != nil {
-					return a, fmt.Errorf("%s: data record at %d: %w", f.Name, rec.Pos, err)
+					return a, &fsformat.RecordError{File: f.Name, Pos: rec.Pos, Err: err}
 				}
 				data = d
 			}

@@ -2,7 +2,6 @@ package analysis
 
 import (
 	"errors"
-	"fmt"
 	"os"
 
 	"github.com/zodbctl/zodbctl/fsformat"
@@ -145,7 +144,7 @@ func (c *Current) EachCurrent(headersOnly bool, fn func(r *CurrentRecord) error)
 			var data []byte
 			data, err = f.InlineDataSeq(pos, &h)
 			if err != nil {
-				cr.Err = fmt.Errorf("%s: data record at %d: %w", f.Name, pos, err)
+				cr.Err = &fsformat.RecordError{File: f.Name, Pos: pos, Err: err}
 			} else if !headersOnly {
 				cr.Data = data
 			}
@@ -160,7 +159,7 @@ func (c *Current) EachCurrent(headersOnly bool, fn func(r *CurrentRecord) error)
 func (c *Current) load(pos int64) ([]byte, error) {
 	data, _, err := c.File.LoadRecord(pos)
 	if err != nil && !errors.Is(err, fsformat.ErrNoData) {
-		err = fmt.Errorf("%s: data record at %d: %w", c.File.Name, pos, err)
+		err = &fsformat.RecordError{File: c.File.Name, Pos: pos, Err: err}
 	}
 	return data, err
 }

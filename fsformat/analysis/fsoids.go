@@ -151,7 +151,7 @@ func TraceOids(f *fsformat.File, oids []fsformat.Oid, warn func(string)) (*Trace
 				if rec.Back != 0 {
 					d, _, _, err := f.LoadBack(rec.Oid, rec.Back)
 					if err != nil && !errors.Is(err, fsformat.ErrNoData) {
-						return t, fmt.Errorf("%s: data record at %d: %w", f.Name, rec.Pos, err)
+						return t, &fsformat.RecordError{File: f.Name, Pos: rec.Pos, Err: err}
 					}
 					data = d
 				}
@@ -173,7 +173,7 @@ func TraceOids(f *fsformat.File, oids []fsformat.Oid, warn func(string)) (*Trace
 			}
 			refBuf, err = sc.Scan(data, refBuf[:0])
 			if err != nil {
-				return t, fmt.Errorf("%s: oid %s: data record at %d: %w", f.Name, rec.Oid.Repr(), rec.Pos, err)
+				return t, &fsformat.RecordError{File: f.Name, Pos: rec.Pos, Oid: rec.Oid.Repr(), Err: err}
 			}
 			start := len(refList)
 			for i := range refBuf {

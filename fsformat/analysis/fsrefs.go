@@ -2,7 +2,6 @@ package analysis
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/zodbctl/zodbctl/fsformat"
 	"github.com/zodbctl/zodbctl/fsformat/refs"
@@ -116,7 +115,7 @@ func (p *firstPass) report(c *Current, undone, noload map[fsformat.Oid]bool, bro
 		data, h, err := c.File.LoadRecord(pos)
 		if err != nil {
 			// It loaded in the first pass.
-			return fmt.Errorf("%s: data record at %d: %w", c.File.Name, pos, err)
+			return &fsformat.RecordError{File: c.File.Name, Pos: pos, Err: err}
 		}
 		r := CurrentRecord{Oid: h.Oid, Tid: h.Tid, Pos: pos, Data: data}
 		bad, err := ck.check(c, &r, undone, noload)
@@ -154,7 +153,7 @@ func (ck *refChecker) check(c *Current, r *CurrentRecord, undone, noload map[fsf
 	var err error
 	ck.found, err = ck.sc.Scan(r.Data, ck.found[:0])
 	if err != nil {
-		return false, fmt.Errorf("%s: oid %s: data record at %d: %w", c.File.Name, r.Oid.Repr(), r.Pos, err)
+		return false, &fsformat.RecordError{File: c.File.Name, Pos: r.Pos, Oid: r.Oid.Repr(), Err: err}
 	}
 	obj := &ck.obj
 	obj.Refs = obj.Refs[:0]

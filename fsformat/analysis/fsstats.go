@@ -588,7 +588,7 @@ func FsstatsFile(f *fsformat.File, warn func(string)) (*Stats, error) {
 				}
 				if err != nil {
 					s.finish()
-					return s, fmt.Errorf("%s: data record at %d: %w", f.Name, rec.Pos, err)
+					return s, &fsformat.RecordError{File: f.Name, Pos: rec.Pos, Err: err}
 				}
 				data = d
 			}

@@ -108,7 +108,7 @@ func buildNetGraph(c *Current) (*netGraph, map[fsformat.Oid]bool, error) {
 		var err error
 		found, err = sc.Scan(r.Data, found[:0])
 		if err != nil {
-			return fmt.Errorf("%s: oid %s: data record at %d: %w", c.File.Name, r.Oid.Repr(), r.Pos, err)
+			return &fsformat.RecordError{File: c.File.Name, Pos: r.Pos, Oid: r.Oid.Repr(), Err: err}
 		}
 		m, n := sc.Class(r.Data)
 		name := string(m) + "." + string(n)

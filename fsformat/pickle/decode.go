@@ -304,11 +304,15 @@ func (d *Decoder) memoGet(idx uint64) (any, error) {
 
 // py3Global maps a global read from a protocol 0–2 pickle to its Python 3
 // name, as Python's Unpickler does (fix_imports).
-func py3Global(g Global) Global {
-	if g3, ok := py3Names[g]; ok {
-		return g3
+func py3Global(g Global) Global { return renameGlobal(g, py3Names, py3Modules) }
+
+// renameGlobal applies a fix_imports mapping: a whole-name entry first,
+// else the module's.
+func renameGlobal(g Global, names map[Global]Global, modules map[string]string) Global {
+	if r, ok := names[g]; ok {
+		return r
 	}
-	if m, ok := py3Modules[g.Module]; ok {
+	if m, ok := modules[g.Module]; ok {
 		g.Module = m
 	}
 	return g

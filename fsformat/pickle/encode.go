@@ -996,12 +996,4 @@ func (e *Encoder) batchIter(items []any, pairs Dict, depth int) error {
 // one-to-one: py3Global(py2Global(g)) is not g for Python 2 module names
 // (copy_reg stays copy_reg and reads back as copyreg) and for globals that
 // share a Python 2 name (ConnectionError is written as OSError).
-func py2Global(g Global) Global {
-	if g2, ok := py2Names[g]; ok {
-		return g2
-	}
-	if m, ok := py2Modules[g.Module]; ok {
-		g.Module = m
-	}
-	return g
-}
+func py2Global(g Global) Global { return renameGlobal(g, py2Names, py2Modules) }
