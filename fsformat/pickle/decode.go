@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/zodbctl/zodbctl/fsformat/pickle/opcode"
 )
 
 // maxDepth bounds the nesting the decoder resolves and the encoder writes
@@ -160,12 +162,12 @@ func (d *Decoder) Decode() (v any, err error) {
 	d.marks = d.marks[:0]
 	for {
 		if d.pos >= len(d.data) {
-			return nil, &Error{Offset: d.pos, Op: opStop, Err: ErrTruncated}
+			return nil, &Error{Offset: d.pos, Op: opcode.Stop, Err: ErrTruncated}
 		}
 		start := d.pos
 		op := d.data[d.pos]
 		d.pos++
-		if op == opStop {
+		if op == opcode.Stop {
 			v, err = d.pop()
 			// Only a box can hold boxes (makeTuple boxes a tuple that
 			// holds one), so a plain top-level value is already final.
@@ -340,9 +342,9 @@ func (d *Decoder) findGlobal(module, name string) (any, error) {
 // step executes one opcode other than STOP.
 func (d *Decoder) step(op byte) error {
 	switch op {
-	case opMark:
+	case opcode.Mark:
 		d.marks = append(d.marks, len(d.stack))
-	case opPop:
+	case opcode.Pop:
 		if len(d.stack) > d.fence() {
 			_, err := d.pop()
 			return err
@@ -353,20 +355,20 @@ func (d *Decoder) step(op byte) error {
 			return errUnderflow
 		}
 		d.truncateStack(m)
-	case opPopMark:
+	case opcode.PopMark:
 		m, err := d.popMark()
 		if err != nil {
 			return err
 		}
 		d.truncateStack(m)
-	case opDup:
+	case opcode.Dup:
 		v, err := d.top()
 		if err != nil {
 			return err
 		}
 		d.push(v)
 
-	case opProto:
+	case opcode.Proto:
 		p, err := d.readByte()
 		if err != nil {
 			return err
@@ -379,7 +381,7 @@ func (d *Decoder) step(op byte) error {
 			return fmt.Errorf("unsupported pickle protocol: %d", p)
 		}
 		d.proto = int(p)
-	case opFrame:
+	case opcode.Frame:
 		b, err := d.read(8)
 		if err != nil {
 			return err
@@ -389,33 +391,33 @@ func (d *Decoder) step(op byte) error {
 			return ErrTruncated
 		}
 
-	case opNone:
+	case opcode.None:
 		d.push(nil)
-	case opNewtrue:
+	case opcode.NewTrue:
 		d.push(true)
-	case opNewfalse:
+	case opcode.NewFalse:
 		d.push(false)
-	case opBinint:
+	case opcode.BinInt:
 		b, err := d.read(4)
 		if err != nil {
 			return err
 		}
 		d.push(int64(int32(binary.LittleEndian.Uint32(b))))
-	case opBinint1:
+	case opcode.BinInt1:
 		b, err := d.readByte()
 		if err != nil {
 			return err
 		}
 		d.push(int64(b))
-	case opBinint2:
+	case opcode.BinInt2:
 		b, err := d.read(2)
 		if err != nil {
 			return err
 		}
 		d.push(int64(binary.LittleEndian.Uint16(b)))
-	case opLong1, opLong4:
+	case opcode.Long1, opcode.Long4:
 		var n uint64
-		if op == opLong1 {
+		if op == opcode.Long1 {
 			b, err := d.readByte()
 			if err != nil {
 				return err
@@ -437,7 +439,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(decodeLong(b))
-	case opInt:
+	case opcode.Int:
 		line, err := d.readLine()
 		if err != nil {
 			return err
@@ -450,7 +452,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(v)
-	case opLong:
+	case opcode.Long:
 		line, err := d.readLine()
 		if err != nil {
 			return err
@@ -463,7 +465,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(v)
-	case opFloat:
+	case opcode.Float:
 		line, err := d.readLine()
 		if err != nil {
 			return err
@@ -476,14 +478,14 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(f)
-	case opBinfloat:
+	case opcode.BinFloat:
 		b, err := d.read(8)
 		if err != nil {
 			return err
 		}
 		d.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
 
-	case opString:
+	case opcode.String:
 		line, err := d.readLine()
 		if err != nil {
 			return err
@@ -493,7 +495,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(s)
-	case opBinstring:
+	case opcode.BinString:
 		b, err := d.read(4)
 		if err != nil {
 			return err
@@ -507,7 +509,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(d.bytesValue(s))
-	case opShortBinstring, opShortBinbytes:
+	case opcode.ShortBinString, opcode.ShortBinBytes:
 		n, err := d.readByte()
 		if err != nil {
 			return err
@@ -517,7 +519,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(d.bytesValue(s))
-	case opBinbytes:
+	case opcode.BinBytes:
 		b, err := d.read(4)
 		if err != nil {
 			return err
@@ -527,7 +529,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(d.bytesValue(s))
-	case opBinbytes8, opBytearray8:
+	case opcode.BinBytes8, opcode.ByteArray8:
 		b, err := d.read(8)
 		if err != nil {
 			return err
@@ -536,12 +538,12 @@ func (d *Decoder) step(op byte) error {
 		if err != nil {
 			return err
 		}
-		if op == opBytearray8 {
+		if op == opcode.ByteArray8 {
 			d.push(ByteArray(append([]byte(nil), s...)))
 		} else {
 			d.push(d.bytesValue(s))
 		}
-	case opUnicode:
+	case opcode.Unicode:
 		line, err := d.readLine()
 		if err != nil {
 			return err
@@ -551,7 +553,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(s)
-	case opBinunicode:
+	case opcode.BinUnicode:
 		b, err := d.read(4)
 		if err != nil {
 			return err
@@ -564,7 +566,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(d.str(s))
-	case opShortBinunicode:
+	case opcode.ShortBinUnicode:
 		n, err := d.readByte()
 		if err != nil {
 			return err
@@ -577,7 +579,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(d.str(s))
-	case opBinunicode8:
+	case opcode.BinUnicode8:
 		b, err := d.read(8)
 		if err != nil {
 			return err
@@ -591,10 +593,10 @@ func (d *Decoder) step(op byte) error {
 		}
 		d.push(d.str(s))
 
-	case opEmptyTuple:
+	case opcode.EmptyTuple:
 		d.push(emptyTuple)
-	case opTuple1, opTuple2, opTuple3:
-		n := int(op-opTuple1) + 1
+	case opcode.Tuple1, opcode.Tuple2, opcode.Tuple3:
+		n := int(op-opcode.Tuple1) + 1
 		if len(d.stack)-n < d.fence() {
 			return errUnderflow
 		}
@@ -602,7 +604,7 @@ func (d *Decoder) step(op byte) error {
 		t := d.makeTuple(d.stack[i:])
 		d.truncateStack(i)
 		d.push(t)
-	case opTuple:
+	case opcode.Tuple:
 		m, err := d.popMark()
 		if err != nil {
 			return err
@@ -610,9 +612,9 @@ func (d *Decoder) step(op byte) error {
 		t := d.makeTuple(d.stack[m:])
 		d.truncateStack(m)
 		d.push(t)
-	case opEmptyList:
+	case opcode.EmptyList:
 		d.push(d.newBox(boxList))
-	case opList:
+	case opcode.List:
 		m, err := d.popMark()
 		if err != nil {
 			return err
@@ -621,9 +623,9 @@ func (d *Decoder) step(op byte) error {
 		b.items = append(make([]any, 0, len(d.stack)-m), d.stack[m:]...)
 		d.truncateStack(m)
 		d.push(b)
-	case opEmptyDict:
+	case opcode.EmptyDict:
 		d.push(d.newBox(boxDict))
-	case opDict:
+	case opcode.Dict:
 		m, err := d.popMark()
 		if err != nil {
 			return err
@@ -641,11 +643,11 @@ func (d *Decoder) step(op byte) error {
 		}
 		d.truncateStack(m)
 		d.push(b)
-	case opEmptySet:
+	case opcode.EmptySet:
 		b := d.newBox(boxSet)
 		b.set = &Set{}
 		d.push(b)
-	case opFrozenset:
+	case opcode.FrozenSet:
 		m, err := d.popMark()
 		if err != nil {
 			return err
@@ -667,7 +669,7 @@ func (d *Decoder) step(op byte) error {
 		}
 		d.push(v)
 
-	case opAppend:
+	case opcode.Append:
 		v, err := d.pop()
 		if err != nil {
 			return err
@@ -677,7 +679,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		return appendTo(target, v)
-	case opAppends:
+	case opcode.Appends:
 		m, err := d.popMark()
 		if err != nil {
 			return err
@@ -691,7 +693,7 @@ func (d *Decoder) step(op byte) error {
 			}
 		}
 		d.truncateStack(m)
-	case opSetitem:
+	case opcode.SetItem:
 		if len(d.stack)-3 < d.fence() {
 			return errUnderflow
 		}
@@ -700,7 +702,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.truncateStack(n - 2)
-	case opSetitems:
+	case opcode.SetItems:
 		m, err := d.popMark()
 		if err != nil {
 			return err
@@ -718,7 +720,7 @@ func (d *Decoder) step(op byte) error {
 			}
 		}
 		d.truncateStack(m)
-	case opAdditems:
+	case opcode.AddItems:
 		m, err := d.popMark()
 		if err != nil {
 			return err
@@ -738,7 +740,7 @@ func (d *Decoder) step(op byte) error {
 		}
 		d.truncateStack(m)
 
-	case opPut:
+	case opcode.Put:
 		line, err := d.readLine()
 		if err != nil {
 			return err
@@ -752,7 +754,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.memoPut(idx, v)
-	case opBinput:
+	case opcode.BinPut:
 		b, err := d.readByte()
 		if err != nil {
 			return err
@@ -762,7 +764,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.memoPut(uint64(b), v)
-	case opLongBinput:
+	case opcode.LongBinPut:
 		b, err := d.read(4)
 		if err != nil {
 			return err
@@ -772,13 +774,13 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.memoPut(uint64(binary.LittleEndian.Uint32(b)), v)
-	case opMemoize:
+	case opcode.Memoize:
 		v, err := d.top()
 		if err != nil {
 			return err
 		}
 		d.memoPut(uint64(d.memoCount), v)
-	case opGet:
+	case opcode.Get:
 		line, err := d.readLine()
 		if err != nil {
 			return err
@@ -792,7 +794,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(v)
-	case opBinget:
+	case opcode.BinGet:
 		b, err := d.readByte()
 		if err != nil {
 			return err
@@ -802,7 +804,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(v)
-	case opLongBinget:
+	case opcode.LongBinGet:
 		b, err := d.read(4)
 		if err != nil {
 			return err
@@ -813,7 +815,7 @@ func (d *Decoder) step(op byte) error {
 		}
 		d.push(v)
 
-	case opGlobal:
+	case opcode.Global:
 		module, err := d.readLine()
 		if err != nil {
 			return err
@@ -833,7 +835,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(g)
-	case opStackGlobal:
+	case opcode.StackGlobal:
 		name, err := d.pop()
 		if err != nil {
 			return err
@@ -852,7 +854,7 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(g)
-	case opInst:
+	case opcode.Inst:
 		module, err := d.readLine()
 		if err != nil {
 			return err
@@ -878,7 +880,7 @@ func (d *Decoder) step(op byte) error {
 		args := d.makeTuple(d.stack[m:])
 		d.truncateStack(m)
 		d.push(d.newObject(g, args, nil, false))
-	case opObj:
+	case opcode.Obj:
 		m, err := d.popMark()
 		if err != nil {
 			return err
@@ -890,7 +892,7 @@ func (d *Decoder) step(op byte) error {
 		args := d.makeTuple(d.stack[m+1:])
 		d.truncateStack(m)
 		d.push(d.newObject(cls, args, nil, false))
-	case opReduce, opNewobj:
+	case opcode.Reduce, opcode.NewObj:
 		args, err := d.pop()
 		if err != nil {
 			return err
@@ -902,8 +904,8 @@ func (d *Decoder) step(op byte) error {
 		if !isTuple(args) {
 			return fmt.Errorf("%s args must be a tuple, not %s", opName(op), typeName(args))
 		}
-		d.push(d.newObject(callable, args, nil, op == opNewobj))
-	case opNewobjEx:
+		d.push(d.newObject(callable, args, nil, op == opcode.NewObj))
+	case opcode.NewObjEx:
 		kwargs, err := d.pop()
 		if err != nil {
 			return err
@@ -923,7 +925,7 @@ func (d *Decoder) step(op byte) error {
 			return fmt.Errorf("NEWOBJ_EX kwargs must be a dict, not %s", typeName(kwargs))
 		}
 		d.push(d.newObject(cls, args, kwargs, true))
-	case opBuild:
+	case opcode.Build:
 		state, err := d.pop()
 		if err != nil {
 			return err
@@ -941,7 +943,7 @@ func (d *Decoder) step(op byte) error {
 		}
 		b.state = state
 
-	case opPersid:
+	case opcode.PersID:
 		line, err := d.readLine()
 		if err != nil {
 			return err
@@ -952,7 +954,7 @@ func (d *Decoder) step(op byte) error {
 			}
 		}
 		d.push(PersistentRef{ID: string(line)})
-	case opBinpersid:
+	case opcode.BinPersID:
 		id, err := d.pop()
 		if err != nil {
 			return err
@@ -965,9 +967,9 @@ func (d *Decoder) step(op byte) error {
 			d.push(PersistentRef{ID: id})
 		}
 
-	case opExt1, opExt2, opExt4:
+	case opcode.Ext1, opcode.Ext2, opcode.Ext4:
 		return errors.New("extension registry codes are not supported")
-	case opNextBuffer, opReadonlyBuffer:
+	case opcode.NextBuffer, opcode.ReadOnlyBuffer:
 		return errors.New("out-of-band buffers are not supported")
 	default:
 		return fmt.Errorf("invalid load key %q", op)

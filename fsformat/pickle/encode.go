@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/zodbctl/zodbctl/fsformat/pickle/opcode"
 	"github.com/zodbctl/zodbctl/fsformat/pyrepr"
 )
 
@@ -88,14 +89,14 @@ func (e *Encoder) Append(dst []byte, v any) ([]byte, error) {
 	e.frameStart = -1
 	e.framing = false
 	if e.Protocol >= 2 {
-		e.write(opProto, byte(e.Protocol))
+		e.write(opcode.Proto, byte(e.Protocol))
 		if e.Protocol >= 4 {
 			e.framing = true
 		}
 	}
 	err := e.save(v, 0)
 	if err == nil {
-		e.write(opStop)
+		e.write(opcode.Stop)
 		e.commitFrame()
 	}
 	out := e.buf
@@ -133,7 +134,7 @@ func (e *Encoder) commitFrame() {
 	}
 	n := len(e.buf) - e.frameStart - frameHeaderSize
 	if n >= frameSizeMin {
-		e.buf[e.frameStart] = opFrame
+		e.buf[e.frameStart] = opcode.Frame
 		binary.LittleEndian.PutUint64(e.buf[e.frameStart+1:], uint64(n))
 	} else {
 		copy(e.buf[e.frameStart:], e.buf[e.frameStart+frameHeaderSize:])
@@ -239,13 +240,13 @@ func (e *Encoder) memoGet(v any) bool {
 func (e *Encoder) writeGet(idx uint32) {
 	switch {
 	case e.Protocol == 0:
-		e.write(opGet)
+		e.write(opcode.Get)
 		e.writeString(strconv.FormatUint(uint64(idx), 10))
 		e.write('\n')
 	case idx < 256:
-		e.write(opBinget, byte(idx))
+		e.write(opcode.BinGet, byte(idx))
 	default:
-		e.write(opLongBinget, byte(idx), byte(idx>>8), byte(idx>>16), byte(idx>>24))
+		e.write(opcode.LongBinGet, byte(idx), byte(idx>>8), byte(idx>>16), byte(idx>>24))
 	}
 }
 
@@ -267,15 +268,15 @@ func (e *Encoder) memoPut(v any) {
 	e.memo[k] = idx
 	switch {
 	case e.Protocol >= 4:
-		e.write(opMemoize)
+		e.write(opcode.Memoize)
 	case e.Protocol == 0:
-		e.write(opPut)
+		e.write(opcode.Put)
 		e.writeString(strconv.FormatUint(uint64(idx), 10))
 		e.write('\n')
 	case idx < 256:
-		e.write(opBinput, byte(idx))
+		e.write(opcode.BinPut, byte(idx))
 	default:
-		e.write(opLongBinput, byte(idx), byte(idx>>8), byte(idx>>16), byte(idx>>24))
+		e.write(opcode.LongBinPut, byte(idx), byte(idx>>8), byte(idx>>16), byte(idx>>24))
 	}
 }
 
@@ -304,7 +305,7 @@ func (e *Encoder) saveValue(v any, depth int) error {
 	// Atoms are never memoized.
 	switch x := v.(type) {
 	case nil:
-		e.write(opNone)
+		e.write(opcode.None)
 		return nil
 	case bool:
 		e.saveBool(x)
@@ -381,9 +382,9 @@ func (e *Encoder) saveValue(v any, depth int) error {
 func (e *Encoder) saveBool(b bool) {
 	switch {
 	case e.Protocol >= 2 && b:
-		e.write(opNewtrue)
+		e.write(opcode.NewTrue)
 	case e.Protocol >= 2:
-		e.write(opNewfalse)
+		e.write(opcode.NewFalse)
 	case b:
 		e.writeString("I01\n")
 	default:
@@ -394,7 +395,7 @@ func (e *Encoder) saveBool(b bool) {
 func (e *Encoder) saveInt(v int64) {
 	if v >= math.MinInt32 && v <= math.MaxInt32 {
 		if e.Protocol == 0 {
-			e.write(opInt)
+			e.write(opcode.Int)
 			e.writeString(strconv.FormatInt(v, 10))
 			e.write('\n')
 			return
@@ -402,16 +403,16 @@ func (e *Encoder) saveInt(v int64) {
 		u := uint32(v)
 		switch {
 		case u>>16 != 0:
-			e.write(opBinint, byte(u), byte(u>>8), byte(u>>16), byte(u>>24))
+			e.write(opcode.BinInt, byte(u), byte(u>>8), byte(u>>16), byte(u>>24))
 		case u>>8 != 0:
-			e.write(opBinint2, byte(u), byte(u>>8))
+			e.write(opcode.BinInt2, byte(u), byte(u>>8))
 		default:
-			e.write(opBinint1, byte(u))
+			e.write(opcode.BinInt1, byte(u))
 		}
 		return
 	}
 	if e.Protocol < 2 {
-		e.write(opLong)
+		e.write(opcode.Long)
 		e.writeString(strconv.FormatInt(v, 10))
 		e.writeString("L\n")
 		return
@@ -429,7 +430,7 @@ func (e *Encoder) saveInt(v int64) {
 			n--
 		}
 	}
-	e.write(opLong1, byte(n))
+	e.write(opcode.Long1, byte(n))
 	e.write(b[:n]...)
 }
 
@@ -447,7 +448,7 @@ func (e *Encoder) saveBig(x *big.Int) error {
 		return nil
 	}
 	if e.Protocol < 2 {
-		e.write(opLong)
+		e.write(opcode.Long)
 		e.writeString(x.String())
 		e.writeString("L\n")
 		return nil
@@ -472,12 +473,12 @@ func (e *Encoder) saveBig(x *big.Int) error {
 		nbytes--
 	}
 	if nbytes < 256 {
-		e.write(opLong1, byte(nbytes))
+		e.write(opcode.Long1, byte(nbytes))
 	} else {
 		if nbytes > math.MaxInt32 {
 			return errors.New("pickle: int too large to pickle")
 		}
-		e.write(opLong4, byte(nbytes), byte(nbytes>>8), byte(nbytes>>16), byte(nbytes>>24))
+		e.write(opcode.Long4, byte(nbytes), byte(nbytes>>8), byte(nbytes>>16), byte(nbytes>>24))
 	}
 	e.writeLarge(nil, string(le))
 	return nil
@@ -485,14 +486,14 @@ func (e *Encoder) saveBig(x *big.Int) error {
 
 func (e *Encoder) saveFloat(f float64) {
 	if e.Protocol == 0 {
-		e.write(opFloat)
+		e.write(opcode.Float)
 		e.startFrame()
 		e.buf = pyrepr.AppendFloat(e.buf, f)
 		e.write('\n')
 		return
 	}
 	var b [9]byte
-	b[0] = opBinfloat
+	b[0] = opcode.BinFloat
 	binary.BigEndian.PutUint64(b[1:], math.Float64bits(f))
 	e.write(b[:]...)
 }
@@ -501,7 +502,7 @@ func (e *Encoder) saveFloat(f float64) {
 // mode, which memoizes nothing, does not box it again).
 func (e *Encoder) saveStr(s string, v any) error {
 	if e.Protocol == 0 {
-		e.write(opUnicode)
+		e.write(opcode.Unicode)
 		e.startFrame()
 		e.buf = appendRawUnicodeEscape(e.buf, s)
 		e.write('\n')
@@ -515,14 +516,14 @@ func (e *Encoder) saveStr(s string, v any) error {
 		var hdr [9]byte
 		switch {
 		case n <= 0xff && e.Protocol >= 4:
-			hdr[0], hdr[1] = opShortBinunicode, byte(n)
+			hdr[0], hdr[1] = opcode.ShortBinUnicode, byte(n)
 			e.writeLarge(hdr[:2], s)
 		case uint64(n) <= 0xffffffff:
-			hdr[0] = opBinunicode
+			hdr[0] = opcode.BinUnicode
 			binary.LittleEndian.PutUint32(hdr[1:], uint32(n))
 			e.writeLarge(hdr[:5], s)
 		case e.Protocol >= 4:
-			hdr[0] = opBinunicode8
+			hdr[0] = opcode.BinUnicode8
 			binary.LittleEndian.PutUint64(hdr[1:], uint64(n))
 			e.writeLarge(hdr[:9], s)
 		default:
@@ -595,14 +596,14 @@ func (e *Encoder) saveBytes(b []byte, v any, depth int) error {
 	var hdr [9]byte
 	switch {
 	case n <= 0xff:
-		hdr[0], hdr[1] = opShortBinbytes, byte(n)
+		hdr[0], hdr[1] = opcode.ShortBinBytes, byte(n)
 		e.writeLarge(hdr[:2], unsafeString(b))
 	case uint64(n) <= 0xffffffff:
-		hdr[0] = opBinbytes
+		hdr[0] = opcode.BinBytes
 		binary.LittleEndian.PutUint32(hdr[1:], uint32(n))
 		e.writeLarge(hdr[:5], unsafeString(b))
 	case e.Protocol >= 4:
-		hdr[0] = opBinbytes8
+		hdr[0] = opcode.BinBytes8
 		binary.LittleEndian.PutUint64(hdr[1:], uint64(n))
 		e.writeLarge(hdr[:9], unsafeString(b))
 	default:
@@ -624,9 +625,9 @@ func (e *Encoder) saveTuple(t Tuple, v any, depth int) error {
 	n := len(t)
 	if n == 0 {
 		if e.Protocol >= 1 {
-			e.write(opEmptyTuple)
+			e.write(opcode.EmptyTuple)
 		} else {
-			e.write(opMark, opTuple)
+			e.write(opcode.Mark, opcode.Tuple)
 		}
 		return nil
 	}
@@ -640,18 +641,18 @@ func (e *Encoder) saveTuple(t Tuple, v any, depth int) error {
 		// drop the items and fetch it.
 		if idx, ok := e.inMemo(v); ok {
 			for i := 0; i < n; i++ {
-				e.write(opPop)
+				e.write(opcode.Pop)
 			}
 			e.writeGet(idx)
 			return nil
 		}
-		e.write(byte(opTuple1 + n - 1))
+		e.write(byte(opcode.Tuple1 + n - 1))
 		if !e.Fast {
 			e.memoPut(v)
 		}
 		return nil
 	}
-	e.write(opMark)
+	e.write(opcode.Mark)
 	for _, it := range t {
 		if err := e.save(it, depth+1); err != nil {
 			return err
@@ -659,16 +660,16 @@ func (e *Encoder) saveTuple(t Tuple, v any, depth int) error {
 	}
 	if idx, ok := e.inMemo(v); ok {
 		if e.Protocol >= 1 {
-			e.write(opPopMark)
+			e.write(opcode.PopMark)
 		} else {
 			for i := 0; i <= n; i++ {
-				e.write(opPop)
+				e.write(opcode.Pop)
 			}
 		}
 		e.writeGet(idx)
 		return nil
 	}
-	e.write(opTuple)
+	e.write(opcode.Tuple)
 	if !e.Fast {
 		e.memoPut(v)
 	}
@@ -677,9 +678,9 @@ func (e *Encoder) saveTuple(t Tuple, v any, depth int) error {
 
 func (e *Encoder) saveList(l []any, v any, depth int) error {
 	if e.Protocol >= 1 {
-		e.write(opEmptyList)
+		e.write(opcode.EmptyList)
 	} else {
-		e.write(opMark, opList)
+		e.write(opcode.Mark, opcode.List)
 	}
 	if !e.Fast {
 		e.memoPut(v)
@@ -689,7 +690,7 @@ func (e *Encoder) saveList(l []any, v any, depth int) error {
 			if err := e.save(it, depth+1); err != nil {
 				return err
 			}
-			e.write(opAppend)
+			e.write(opcode.Append)
 		}
 		return nil
 	}
@@ -697,26 +698,26 @@ func (e *Encoder) saveList(l []any, v any, depth int) error {
 		if err := e.save(l[0], depth+1); err != nil {
 			return err
 		}
-		e.write(opAppend)
+		e.write(opcode.Append)
 		return nil
 	}
 	for i := 0; i < len(l); {
-		e.write(opMark)
+		e.write(opcode.Mark)
 		for j := 0; j < batchSize && i < len(l); j, i = j+1, i+1 {
 			if err := e.save(l[i], depth+1); err != nil {
 				return err
 			}
 		}
-		e.write(opAppends)
+		e.write(opcode.Appends)
 	}
 	return nil
 }
 
 func (e *Encoder) saveDict(d Dict, v any, depth int) error {
 	if e.Protocol >= 1 {
-		e.write(opEmptyDict)
+		e.write(opcode.EmptyDict)
 	} else {
-		e.write(opMark, opDict)
+		e.write(opcode.Mark, opcode.Dict)
 	}
 	if !e.Fast {
 		e.memoPut(v)
@@ -735,7 +736,7 @@ func (e *Encoder) saveDict(d Dict, v any, depth int) error {
 			if err := saveKV(kv); err != nil {
 				return err
 			}
-			e.write(opSetitem)
+			e.write(opcode.SetItem)
 		}
 		return nil
 	}
@@ -743,20 +744,20 @@ func (e *Encoder) saveDict(d Dict, v any, depth int) error {
 		if err := saveKV(d[0]); err != nil {
 			return err
 		}
-		e.write(opSetitem)
+		e.write(opcode.SetItem)
 		return nil
 	}
 	// CPython's loop for exact dicts writes an empty MARK SETITEMS after a
 	// last batch that was exactly full.
 	for i := 0; ; {
-		e.write(opMark)
+		e.write(opcode.Mark)
 		j := 0
 		for ; j < batchSize && i < len(d); j, i = j+1, i+1 {
 			if err := saveKV(d[i]); err != nil {
 				return err
 			}
 		}
-		e.write(opSetitems)
+		e.write(opcode.SetItems)
 		if j != batchSize {
 			break
 		}
@@ -774,35 +775,35 @@ func (e *Encoder) saveSet(s *Set, depth int) error {
 		return e.saveReduce(red, s, depth)
 	}
 	if s.Frozen {
-		e.write(opMark)
+		e.write(opcode.Mark)
 		for _, it := range s.Items {
 			if err := e.save(it, depth+1); err != nil {
 				return err
 			}
 		}
 		if idx, ok := e.inMemo(s); ok {
-			e.write(opPopMark)
+			e.write(opcode.PopMark)
 			e.writeGet(idx)
 			return nil
 		}
-		e.write(opFrozenset)
+		e.write(opcode.FrozenSet)
 		e.memoPut(s)
 		return nil
 	}
-	e.write(opEmptySet)
+	e.write(opcode.EmptySet)
 	e.memoPut(s)
 	if len(s.Items) == 0 {
 		return nil
 	}
 	for i := 0; ; {
-		e.write(opMark)
+		e.write(opcode.Mark)
 		j := 0
 		for ; j < batchSize && i < len(s.Items); j, i = j+1, i+1 {
 			if err := e.save(s.Items[i], depth+1); err != nil {
 				return err
 			}
 		}
-		e.write(opAdditems)
+		e.write(opcode.AddItems)
 		if j != batchSize {
 			break
 		}
@@ -820,7 +821,7 @@ func (e *Encoder) saveGlobal(g Global, v any) error {
 		if err := e.saveIdentified(g.Name, 'Q'); err != nil {
 			return err
 		}
-		e.write(opStackGlobal)
+		e.write(opcode.StackGlobal)
 	} else {
 		if strings.ContainsRune(g.Module, '\n') || strings.ContainsRune(g.Name, '\n') {
 			// The GLOBAL opcode ends each name with a newline.
@@ -831,7 +832,7 @@ func (e *Encoder) saveGlobal(g Global, v any) error {
 			g2 := py2Global(g)
 			module, name = g2.Module, g2.Name
 		}
-		e.write(opGlobal)
+		e.write(opcode.Global)
 		e.writeString(module)
 		e.write('\n')
 		e.writeString(name)
@@ -867,7 +868,7 @@ func (e *Encoder) savePers(p PersistentRef, depth int) error {
 		if err := e.save(p.ID, depth+1); err != nil {
 			return err
 		}
-		e.write(opBinpersid)
+		e.write(opcode.BinPersID)
 		return nil
 	}
 	s, ok := p.ID.(string)
@@ -879,7 +880,7 @@ func (e *Encoder) savePers(p PersistentRef, depth int) error {
 			return errors.New("pickle: persistent IDs in protocol 0 must be ASCII strings")
 		}
 	}
-	e.write(opPersid)
+	e.write(opcode.PersID)
 	e.writeString(s)
 	e.write('\n')
 	return nil
@@ -908,9 +909,9 @@ func (e *Encoder) saveReduce(o *Object, obj any, depth int) error {
 			if err := e.save(o.Kwargs, depth+1); err != nil {
 				return err
 			}
-			e.write(opNewobjEx)
+			e.write(opcode.NewObjEx)
 		} else {
-			e.write(opNewobj)
+			e.write(opcode.NewObj)
 		}
 	} else {
 		if err := e.save(o.Callable, depth+1); err != nil {
@@ -919,10 +920,10 @@ func (e *Encoder) saveReduce(o *Object, obj any, depth int) error {
 		if err := e.save(o.Args, depth+1); err != nil {
 			return err
 		}
-		e.write(opReduce)
+		e.write(opcode.Reduce)
 	}
 	if idx, ok := e.inMemo(obj); ok {
-		e.write(opPop)
+		e.write(opcode.Pop)
 		e.writeGet(idx)
 		return nil
 	}
@@ -941,7 +942,7 @@ func (e *Encoder) saveReduce(o *Object, obj any, depth int) error {
 		if err := e.save(o.State, depth+1); err != nil {
 			return err
 		}
-		e.write(opBuild)
+		e.write(opcode.Build)
 	}
 	return nil
 }
@@ -950,9 +951,9 @@ func (e *Encoder) saveReduce(o *Object, obj any, depth int) error {
 // iterator (not an exact list or dict): a lone last item gets APPEND/SETITEM.
 func (e *Encoder) batchIter(items []any, pairs Dict, depth int) error {
 	n := len(items) + len(pairs)
-	one, many := byte(opAppend), byte(opAppends)
+	one, many := byte(opcode.Append), byte(opcode.Appends)
 	if pairs != nil {
-		one, many = opSetitem, opSetitems
+		one, many = opcode.SetItem, opcode.SetItems
 	}
 	save := func(i int) error {
 		if pairs == nil {
@@ -980,7 +981,7 @@ func (e *Encoder) batchIter(items []any, pairs Dict, depth int) error {
 			e.write(one)
 			return nil
 		}
-		e.write(opMark)
+		e.write(opcode.Mark)
 		for j := 0; j < batchSize && i < n; j, i = j+1, i+1 {
 			if err := save(i); err != nil {
 				return err

@@ -3,6 +3,8 @@ package refs
 import (
 	"bytes"
 	"errors"
+
+	"github.com/zodbctl/zodbctl/fsformat/pickle/opcode"
 )
 
 // Class returns the module and class name of a data record the way ZODB's
@@ -15,7 +17,7 @@ import (
 // into the Scanner.
 func (s *Scanner) Class(data []byte) (module, name []byte) {
 	d := data
-	if len(d) > 0 && d[0] == opProto {
+	if len(d) > 0 && d[0] == opcode.Proto {
 		if len(d) < 2 {
 			return nil, nil
 		}

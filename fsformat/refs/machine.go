@@ -5,100 +5,9 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
-)
 
-// Pickle opcodes (protocols 0–5).
-const (
-	opMark           = '('
-	opStop           = '.'
-	opPop            = '0'
-	opPopMark        = '1'
-	opDup            = '2'
-	opFloat          = 'F'
-	opInt            = 'I'
-	opBinInt         = 'J'
-	opBinInt1        = 'K'
-	opLong           = 'L'
-	opBinInt2        = 'M'
-	opNone           = 'N'
-	opPersID         = 'P'
-	opBinPersID      = 'Q'
-	opReduce         = 'R'
-	opString         = 'S'
-	opBinString      = 'T'
-	opShortBinString = 'U'
-	opUnicode        = 'V'
-	opBinUnicode     = 'X'
-	opAppend         = 'a'
-	opBuild          = 'b'
-	opGlobal         = 'c'
-	opDict           = 'd'
-	opEmptyDict      = '}'
-	opAppends        = 'e'
-	opGet            = 'g'
-	opBinGet         = 'h'
-	opInst           = 'i'
-	opLongBinGet     = 'j'
-	opList           = 'l'
-	opEmptyList      = ']'
-	opObj            = 'o'
-	opPut            = 'p'
-	opBinPut         = 'q'
-	opLongBinPut     = 'r'
-	opSetItem        = 's'
-	opTuple          = 't'
-	opEmptyTuple     = ')'
-	opSetItems       = 'u'
-	opBinFloat       = 'G'
-	opBinBytes       = 'B'
-	opShortBinBytes  = 'C'
-	opProto          = 0x80
-	opNewObj         = 0x81
-	opExt1           = 0x82
-	opExt2           = 0x83
-	opExt4           = 0x84
-	opTuple1         = 0x85
-	opTuple2         = 0x86
-	opTuple3         = 0x87
-	opNewTrue        = 0x88
-	opNewFalse       = 0x89
-	opLong1          = 0x8a
-	opLong4          = 0x8b
-	opShortBinUni    = 0x8c
-	opBinUnicode8    = 0x8d
-	opBinBytes8      = 0x8e
-	opEmptySet       = 0x8f
-	opAddItems       = 0x90
-	opFrozenSet      = 0x91
-	opNewObjEx       = 0x92
-	opStackGlobal    = 0x93
-	opMemoize        = 0x94
-	opFrame          = 0x95
-	opByteArray8     = 0x96
-	opNextBuffer     = 0x97
-	opReadOnlyBuffer = 0x98
+	"github.com/zodbctl/zodbctl/fsformat/pickle/opcode"
 )
-
-var opNames = [256]string{
-	opMark: "MARK", opStop: "STOP", opPop: "POP", opPopMark: "POP_MARK", opDup: "DUP",
-	opFloat: "FLOAT", opInt: "INT", opBinInt: "BININT", opBinInt1: "BININT1", opLong: "LONG",
-	opBinInt2: "BININT2", opNone: "NONE", opPersID: "PERSID", opBinPersID: "BINPERSID",
-	opReduce: "REDUCE", opString: "STRING", opBinString: "BINSTRING",
-	opShortBinString: "SHORT_BINSTRING", opUnicode: "UNICODE", opBinUnicode: "BINUNICODE",
-	opAppend: "APPEND", opBuild: "BUILD", opGlobal: "GLOBAL", opDict: "DICT",
-	opEmptyDict: "EMPTY_DICT", opAppends: "APPENDS", opGet: "GET", opBinGet: "BINGET",
-	opInst: "INST", opLongBinGet: "LONG_BINGET", opList: "LIST", opEmptyList: "EMPTY_LIST",
-	opObj: "OBJ", opPut: "PUT", opBinPut: "BINPUT", opLongBinPut: "LONG_BINPUT",
-	opSetItem: "SETITEM", opTuple: "TUPLE", opEmptyTuple: "EMPTY_TUPLE", opSetItems: "SETITEMS",
-	opBinFloat: "BINFLOAT", opBinBytes: "BINBYTES", opShortBinBytes: "SHORT_BINBYTES",
-	opProto: "PROTO", opNewObj: "NEWOBJ", opExt1: "EXT1", opExt2: "EXT2", opExt4: "EXT4",
-	opTuple1: "TUPLE1", opTuple2: "TUPLE2", opTuple3: "TUPLE3", opNewTrue: "NEWTRUE",
-	opNewFalse: "NEWFALSE", opLong1: "LONG1", opLong4: "LONG4", opShortBinUni: "SHORT_BINUNICODE",
-	opBinUnicode8: "BINUNICODE8", opBinBytes8: "BINBYTES8", opEmptySet: "EMPTY_SET",
-	opAddItems: "ADDITEMS", opFrozenSet: "FROZENSET", opNewObjEx: "NEWOBJ_EX",
-	opStackGlobal: "STACK_GLOBAL", opMemoize: "MEMOIZE", opFrame: "FRAME",
-	opByteArray8: "BYTEARRAY8", opNextBuffer: "NEXT_BUFFER", opReadOnlyBuffer: "READONLY_BUFFER",
-}
 
 // maxRecord keeps every offset representable in the int32 spans of value.
 const maxRecord = math.MaxInt32
@@ -134,7 +43,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 		op := data[pos]
 		pos++
 		switch op {
-		case opProto:
+		case opcode.Proto:
 			if pos >= len(data) {
 				return at, refs, s.fail(at, "truncated")
 			}
@@ -142,12 +51,12 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 				return at, refs, s.fail(at, "unsupported pickle protocol "+strconv.Itoa(int(data[pos])))
 			}
 			pos++
-		case opFrame:
+		case opcode.Frame:
 			if len(data)-pos < 8 {
 				return at, refs, s.fail(at, "truncated")
 			}
 			pos += 8
-		case opStop:
+		case opcode.Stop:
 			v, ok := s.pop()
 			if !ok {
 				return at, refs, s.fail(at, "stack empty")
@@ -156,71 +65,71 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 				s.result = v
 			}
 			return pos, refs, nil
-		case opMark:
+		case opcode.Mark:
 			s.marks = append(s.marks, len(s.stack))
-		case opPop:
+		case opcode.Pop:
 			if _, ok := s.pop(); !ok {
 				if _, ok := s.popMark(); !ok {
 					return at, refs, s.fail(at, "stack empty")
 				}
 			}
-		case opPopMark:
+		case opcode.PopMark:
 			base, ok := s.popMark()
 			if !ok {
 				return at, refs, s.fail(at, "no MARK")
 			}
 			s.stack = s.stack[:base]
-		case opDup:
+		case opcode.Dup:
 			if len(s.stack) <= s.markBase() {
 				return at, refs, s.fail(at, "stack empty")
 			}
 			s.push(s.stack[len(s.stack)-1])
-		case opNone:
+		case opcode.None:
 			s.push(vNoneValue)
-		case opNewTrue, opNewFalse:
+		case opcode.NewTrue, opcode.NewFalse:
 			s.push(vScalarValue)
-		case opInt, opLong, opFloat:
+		case opcode.Int, opcode.Long, opcode.Float:
 			_, end, ok := s.line(pos)
 			if !ok {
 				return at, refs, s.fail(at, "missing end of line")
 			}
 			pos = end + 1
 			s.push(vScalarValue)
-		case opBinInt:
+		case opcode.BinInt:
 			if pos += 4; pos > len(data) {
 				return at, refs, s.fail(at, "truncated")
 			}
 			s.push(vScalarValue)
-		case opBinInt1:
+		case opcode.BinInt1:
 			if pos++; pos > len(data) {
 				return at, refs, s.fail(at, "truncated")
 			}
 			s.push(vScalarValue)
-		case opBinInt2:
+		case opcode.BinInt2:
 			if pos += 2; pos > len(data) {
 				return at, refs, s.fail(at, "truncated")
 			}
 			s.push(vScalarValue)
-		case opBinFloat:
+		case opcode.BinFloat:
 			if pos += 8; pos > len(data) {
 				return at, refs, s.fail(at, "truncated")
 			}
 			s.push(vScalarValue)
-		case opLong1, opLong4:
+		case opcode.Long1, opcode.Long4:
 			n, next, ok := s.length(pos, true, lenSize(op))
 			if !ok {
 				return at, refs, s.fail(at, "bad length")
 			}
 			pos = next + n
 			s.push(vScalarValue)
-		case opShortBinString, opShortBinBytes, opShortBinUni:
+		case opcode.ShortBinString, opcode.ShortBinBytes, opcode.ShortBinUnicode:
 			n, next, ok := s.length(pos, false, 1)
 			if !ok {
 				return at, refs, s.fail(at, "string runs past the end of the data")
 			}
 			s.push(value{kind: vString, idx: int32(next), n: int32(n)})
 			pos = next + n
-		case opBinString, opBinBytes, opBinUnicode:
+		case opcode.BinString, opcode.BinBytes, opcode.BinUnicode:
 			// BINSTRING's length is signed in Python; a negative one is an
 			// error there and exceeds the data here.
 			n, next, ok := s.length(pos, false, 4)
@@ -229,14 +138,14 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			}
 			s.push(value{kind: vString, idx: int32(next), n: int32(n)})
 			pos = next + n
-		case opBinUnicode8, opBinBytes8, opByteArray8:
+		case opcode.BinUnicode8, opcode.BinBytes8, opcode.ByteArray8:
 			n, next, ok := s.length(pos, false, 8)
 			if !ok {
 				return at, refs, s.fail(at, "string runs past the end of the data")
 			}
 			s.push(value{kind: vString, idx: int32(next), n: int32(n)})
 			pos = next + n
-		case opString:
+		case opcode.String:
 			start, end, ok := s.line(pos)
 			if !ok {
 				return at, refs, s.fail(at, "missing end of line")
@@ -247,7 +156,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			}
 			s.push(v)
 			pos = end + 1
-		case opUnicode:
+		case opcode.Unicode:
 			start, end, ok := s.line(pos)
 			if !ok {
 				return at, refs, s.fail(at, "missing end of line")
@@ -258,47 +167,47 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			}
 			s.push(v)
 			pos = end + 1
-		case opEmptyTuple:
+		case opcode.EmptyTuple:
 			s.push(s.newTuple(nil))
-		case opTuple1, opTuple2, opTuple3:
-			n := int(op-opTuple1) + 1
+		case opcode.Tuple1, opcode.Tuple2, opcode.Tuple3:
+			n := int(op-opcode.Tuple1) + 1
 			if len(s.stack)-n < s.markBase() {
 				return at, refs, s.fail(at, "stack underflow")
 			}
 			t := s.newTuple(s.stack[len(s.stack)-n:])
 			s.stack = append(s.stack[:len(s.stack)-n], t)
-		case opTuple:
+		case opcode.Tuple:
 			base, ok := s.popMark()
 			if !ok {
 				return at, refs, s.fail(at, "no MARK")
 			}
 			t := s.newTuple(s.stack[base:])
 			s.stack = append(s.stack[:base], t)
-		case opEmptyList:
+		case opcode.EmptyList:
 			s.push(s.newList(nil))
-		case opList:
+		case opcode.List:
 			base, ok := s.popMark()
 			if !ok {
 				return at, refs, s.fail(at, "no MARK")
 			}
 			l := s.newList(s.stack[base:])
 			s.stack = append(s.stack[:base], l)
-		case opEmptyDict, opEmptySet:
+		case opcode.EmptyDict, opcode.EmptySet:
 			s.push(value{kind: vDict})
-		case opDict, opFrozenSet:
+		case opcode.Dict, opcode.FrozenSet:
 			base, ok := s.popMark()
 			if !ok {
 				return at, refs, s.fail(at, "no MARK")
 			}
 			s.stack = append(s.stack[:base], value{kind: vDict})
-		case opAppend:
+		case opcode.Append:
 			if len(s.stack)-2 < s.markBase() {
 				return at, refs, s.fail(at, "stack underflow")
 			}
 			v := s.stack[len(s.stack)-1]
 			s.stack = s.stack[:len(s.stack)-1]
 			s.appendOne(s.stack[len(s.stack)-1], v)
-		case opAppends, opSetItems, opAddItems:
+		case opcode.Appends, opcode.SetItems, opcode.AddItems:
 			base, ok := s.popMark()
 			if !ok {
 				return at, refs, s.fail(at, "no MARK")
@@ -306,16 +215,16 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			if base <= s.markBase() {
 				return at, refs, s.fail(at, "stack underflow")
 			}
-			if op == opAppends {
+			if op == opcode.Appends {
 				s.appendTo(s.stack[base-1], s.stack[base:])
 			}
 			s.stack = s.stack[:base]
-		case opSetItem:
+		case opcode.SetItem:
 			if len(s.stack)-3 < s.markBase() {
 				return at, refs, s.fail(at, "stack underflow")
 			}
 			s.stack = s.stack[:len(s.stack)-2]
-		case opPut:
+		case opcode.Put:
 			start, end, ok := s.line(pos)
 			if !ok {
 				return at, refs, s.fail(at, "missing end of line")
@@ -328,7 +237,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			if err := s.put(at, key); err != nil {
 				return at, refs, err
 			}
-		case opBinPut:
+		case opcode.BinPut:
 			if pos >= len(data) {
 				return at, refs, s.fail(at, "truncated")
 			}
@@ -337,7 +246,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			if err := s.put(at, key); err != nil {
 				return at, refs, err
 			}
-		case opLongBinPut:
+		case opcode.LongBinPut:
 			if len(data)-pos < 4 {
 				return at, refs, s.fail(at, "truncated")
 			}
@@ -346,11 +255,11 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			if err := s.put(at, key); err != nil {
 				return at, refs, err
 			}
-		case opMemoize:
+		case opcode.Memoize:
 			if err := s.put(at, int64(s.memoLen)); err != nil {
 				return at, refs, err
 			}
-		case opGet:
+		case opcode.Get:
 			start, end, ok := s.line(pos)
 			if !ok {
 				return at, refs, s.fail(at, "missing end of line")
@@ -363,7 +272,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			if err := s.get(at, key); err != nil {
 				return at, refs, err
 			}
-		case opBinGet:
+		case opcode.BinGet:
 			if pos >= len(data) {
 				return at, refs, s.fail(at, "truncated")
 			}
@@ -372,7 +281,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			if err := s.get(at, key); err != nil {
 				return at, refs, err
 			}
-		case opLongBinGet:
+		case opcode.LongBinGet:
 			if len(data)-pos < 4 {
 				return at, refs, s.fail(at, "truncated")
 			}
@@ -381,7 +290,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			if err := s.get(at, key); err != nil {
 				return at, refs, err
 			}
-		case opGlobal, opInst:
+		case opcode.Global, opcode.Inst:
 			m0, m1, ok := s.line(pos)
 			if !ok {
 				return at, refs, s.fail(at, "missing end of line")
@@ -393,7 +302,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			pos = n1 + 1
 			g := s.newGlobal(value{kind: vString, idx: int32(m0), n: int32(m1 - m0)}, value{kind: vString, idx: int32(n0), n: int32(n1 - n0)})
 			s.sawGlobal(g)
-			if op == opGlobal {
+			if op == opcode.Global {
 				s.push(g)
 				break
 			}
@@ -402,7 +311,7 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 				return at, refs, s.fail(at, "no MARK")
 			}
 			s.stack = append(s.stack[:base], vNoneValue)
-		case opStackGlobal:
+		case opcode.StackGlobal:
 			if len(s.stack)-2 < s.markBase() {
 				return at, refs, s.fail(at, "stack underflow")
 			}
@@ -413,13 +322,13 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 			g := s.newGlobal(mod, name)
 			s.sawGlobal(g)
 			s.stack = append(s.stack[:len(s.stack)-2], g)
-		case opObj:
+		case opcode.Obj:
 			base, ok := s.popMark()
 			if !ok || base >= len(s.stack) {
 				return at, refs, s.fail(at, "no MARK or no class")
 			}
 			s.stack = append(s.stack[:base], vNoneValue)
-		case opReduce, opNewObj, opBuild:
+		case opcode.Reduce, opcode.NewObj, opcode.Build:
 			// REDUCE and NEWOBJ replace (callable, args) by the object, which
 			// noload does not build; BUILD drops the state and keeps the
 			// object.
@@ -427,33 +336,33 @@ func (s *Scanner) run(pos int, refs []Ref, collect bool) (int, []Ref, error) {
 				return at, refs, s.fail(at, "stack underflow")
 			}
 			s.stack = s.stack[:len(s.stack)-1]
-			if op != opBuild {
+			if op != opcode.Build {
 				s.stack[len(s.stack)-1] = vNoneValue
 			}
-		case opNewObjEx:
+		case opcode.NewObjEx:
 			if len(s.stack)-3 < s.markBase() {
 				return at, refs, s.fail(at, "stack underflow")
 			}
 			s.stack = s.stack[:len(s.stack)-2]
 			s.stack[len(s.stack)-1] = vNoneValue
-		case opExt1, opExt2, opExt4:
+		case opcode.Ext1, opcode.Ext2, opcode.Ext4:
 			n := 1
-			if op == opExt2 {
+			if op == opcode.Ext2 {
 				n = 2
-			} else if op == opExt4 {
+			} else if op == opcode.Ext4 {
 				n = 4
 			}
 			if pos += n; pos > len(data) {
 				return at, refs, s.fail(at, "truncated")
 			}
 			s.push(vNoneValue)
-		case opReadOnlyBuffer:
+		case opcode.ReadOnlyBuffer:
 			if len(s.stack) <= s.markBase() {
 				return at, refs, s.fail(at, "stack empty")
 			}
-		case opPersID, opBinPersID:
+		case opcode.PersID, opcode.BinPersID:
 			var pid value
-			if op == opPersID {
+			if op == opcode.PersID {
 				start, end, ok := s.line(pos)
 				if !ok {
 					return at, refs, s.fail(at, "missing end of line")
@@ -681,7 +590,7 @@ func hexByte(h []byte) (byte, bool) {
 }
 
 func lenSize(op byte) int {
-	if op == opLong4 {
+	if op == opcode.Long4 {
 		return 4
 	}
 	return 1

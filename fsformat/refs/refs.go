@@ -26,6 +26,8 @@ package refs
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/zodbctl/zodbctl/fsformat/pickle/opcode"
 )
 
 // Kind says whether a reference keeps its target alive.
@@ -108,7 +110,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if name := opNames[e.Op]; name != "" {
+	if name := opcode.Name(e.Op); name != "" {
 		return fmt.Sprintf("pickle opcode %s (0x%02x) at offset %d: %s", name, e.Op, e.Offset, e.Msg)
 	}
 	return fmt.Sprintf("pickle opcode 0x%02x at offset %d: %s", e.Op, e.Offset, e.Msg)
