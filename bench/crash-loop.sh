@@ -4,6 +4,7 @@
 #                     and during GC packs)
 #           zeowire   TestCrashDuringCommits (the server core, same idea)
 #   pack    fsformat/pack TestKillDuringPack (every hook point of a pack)
+#           commands  TestPackKilled (zodbctl pack killed at random moments)
 #   reindex commands  TestReindexKilled, TestReindexCrash
 #   append  fsformat  TestAppenderCrash
 # (go test -run 'Crash|Kill' -count N; the child-process halves skip.)
@@ -26,7 +27,7 @@ status=0
 for g in "${groups[@]}"; do
 	case $g in
 	serve) specs=("./commands/ ^TestServeCrash" "./zeowire/ ^TestCrashDuringCommits$") ;;
-	pack) specs=("./fsformat/pack/ ^TestKillDuringPack$") ;;
+	pack) specs=("./fsformat/pack/ ^TestKillDuringPack$" "./commands/ ^TestPackKilled$") ;;
 	reindex) specs=("./commands/ ^(TestReindexKilled|TestReindexCrash)$") ;;
 	append) specs=("./fsformat/ ^TestAppenderCrash$") ;;
 	*) echo "crash-loop: unknown group $g (serve, pack, reindex, append)" >&2; exit 2 ;;
