@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the kill -9 tests N times each and reports the passes per test:
-#   serve   commands  TestServeCrash* (kill -9 of zodbctl serve under commits,
+#   serve   commands  TestServeCrash* (kill -9 of zodbctl serve under 4 clients committing,
 #                     and during GC packs)
 #           zeowire   TestCrashDuringCommits (the server core, same idea)
 #   pack    fsformat/pack TestKillDuringPack (every hook point of a pack)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The kill -9 test of `zodbctl serve`, longer: ROUNDS times (default 50) a
-# child server on one Data.fs gets a stream of commits and is killed with
+# child server on one Data.fs gets streams of commits from 4 concurrent
+# clients (one object each) and is killed with
 # SIGKILL at a random moment (50–300 ms in), then restarted. At the end the
 # file must verify, hold every transaction whose tpc_finish reply reached
 # the client, and nothing that was not sent (commands/serve_test.go,

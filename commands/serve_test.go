@@ -329,10 +329,10 @@ func TestServeLockedStorage(t *testing.T) {
 }
 
 // The crash test: a child process (this test binary) serves a Data.fs;
-// the parent commits a stream of transactions and kills the child with
-// SIGKILL at a random moment. After a restart every acknowledged
-// transaction is in the file, the file verifies, and nothing that was not
-// sent is there.
+// four clients commit concurrently, each a stream of transactions on its
+// own object, and the child is killed with SIGKILL at a random moment.
+// After a restart every acknowledged transaction is in the file with its
+// data, the file verifies, and nothing that was not sent is there.
 func TestServeCrash(t *testing.T) {
 	if os.Getenv("ZODBCTL_SERVE_CHILD") != "" {
 		serveChild()
@@ -345,43 +345,68 @@ func TestServeCrash(t *testing.T) {
 	if s := os.Getenv("ZODBCTL_CRASH_ROUNDS"); s != "" {
 		rounds, _ = strconv.Atoi(s)
 	}
+	const clients = 4
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Data.fs")
-	acked := map[zeowire.Tid]int64{} // tid → transaction number
-	var last zeowire.Tid
-	var n int64
+	type ack struct {
+		client int
+		n      int64
+	}
+	var mu sync.Mutex
+	acked := map[zeowire.Tid]ack{}
+	var last [clients]zeowire.Tid // the last acknowledged serial of each client's object
+	var next [clients]int64       // each client's next transaction number
 	for round := 0; round < rounds; round++ {
 		addr, kill := startChild(t, dir, path)
-		c := zeoDial(t, addr, "1")
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		// Serial of oid 1 after the previous round: read it back.
-		if rev, ok, err := c.LoadBefore(ctx, 1, zeowire.Tid(1<<62)); err == nil && ok {
+		conns := make([]*zeowire.ClientConn, clients)
+		for i := range conns {
+			conns[i] = zeoDial(t, addr, "1")
 			// The transaction in flight at the kill may have committed
-			// without its reply reaching us: allowed, never older.
-			if rev.Start < last {
-				t.Fatalf("round %d: oid 1 at %s, before the last acknowledged %s", round, rev.Start, last)
+			// without its reply reaching the client: allowed, never older.
+			oid := zeowire.Oid(i + 1)
+			rev, ok, err := conns[i].LoadBefore(ctx, oid, zeowire.Tid(1<<62))
+			switch {
+			case err == nil && ok:
+				if rev.Start < last[i] {
+					t.Fatalf("round %d: oid %d at %s, before its last acknowledged %s", round, oid, rev.Start, last[i])
+				}
+				last[i] = rev.Start
+			case last[i] != 0:
+				t.Fatalf("round %d: oid %d missing after restart: %v", round, oid, err)
 			}
-			last = rev.Start
-		} else if last != 0 {
-			t.Fatalf("round %d: oid 1 missing after restart: %v", round, err)
 		}
 		// The kill is armed once a commit of this round was acknowledged, so
 		// every round has something to lose, however slow the machine.
-		armed := false
-		for {
-			n++
-			tid, err := zeoCommit(ctx, c, n, 1, last, []byte(fmt.Sprintf("txn %d", n)))
-			if err != nil {
-				break // the server died under us
-			}
-			acked[tid], last = n, tid
-			if !armed {
-				armed = true
-				time.AfterFunc(time.Duration(50+rand.IntN(250))*time.Millisecond, kill)
-			}
+		var arm sync.Once
+		var wg sync.WaitGroup
+		for i, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					mu.Lock()
+					next[i]++
+					n, serial := next[i], last[i]
+					mu.Unlock()
+					tid, err := zeoCommit(ctx, c, n, zeowire.Oid(i+1), serial, []byte(fmt.Sprintf("client %d txn %d", i, n)))
+					if err != nil {
+						return // the server died under us
+					}
+					mu.Lock()
+					acked[tid], last[i] = ack{i, n}, tid
+					mu.Unlock()
+					arm.Do(func() {
+						time.AfterFunc(time.Duration(50+rand.IntN(250))*time.Millisecond, kill)
+					})
+				}
+			}()
 		}
+		wg.Wait()
 		cancel()
-		c.Close()
+		for _, c := range conns {
+			c.Close()
+		}
 		kill()
 	}
 	// Restart once more (truncates an interrupted tail), then check.
@@ -401,7 +426,7 @@ func TestServeCrash(t *testing.T) {
 	}
 	defer f.Close()
 	found := map[zeowire.Tid]bool{}
-	prevN := int64(0)
+	var prevN [clients]int64
 	for tx, err := range f.Transactions(fsformat.IterOptions{}) {
 		if err != nil {
 			t.Fatal(err)
@@ -410,26 +435,28 @@ func TestServeCrash(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			var client int
 			var k int64
-			if _, err := fmt.Sscanf(string(r.Data), "txn %d", &k); err != nil || k <= prevN {
-				t.Fatalf("record %q at %d: not a sent transaction in order", r.Data, r.Pos)
+			if _, err := fmt.Sscanf(string(r.Data), "client %d txn %d", &client, &k); err != nil ||
+				client < 0 || client >= clients || r.Oid != fsformat.Oid(client+1) || k <= prevN[client] {
+				t.Fatalf("record %q of oid %d at %d: not a sent transaction in order", r.Data, r.Oid, r.Pos)
 			}
-			if want, ok := acked[zeowire.Tid(tx.Tid)]; ok && want != k {
-				t.Fatalf("tid %s holds txn %d, acknowledged as %d", zeowire.Tid(tx.Tid), k, want)
+			if want, ok := acked[zeowire.Tid(tx.Tid)]; ok && want != (ack{client, k}) {
+				t.Fatalf("tid %s holds client %d txn %d, acknowledged as client %d txn %d", zeowire.Tid(tx.Tid), client, k, want.client, want.n)
 			}
-			prevN = k
+			prevN[client] = k
 		}
 		found[zeowire.Tid(tx.Tid)] = true
 	}
-	for tid, k := range acked {
+	for tid, a := range acked {
 		if !found[tid] {
-			t.Errorf("acknowledged transaction %d (%s) lost", k, tid)
+			t.Errorf("acknowledged transaction %d of client %d (%s) lost", a.n, a.client, tid)
 		}
 	}
 	if len(acked) == 0 {
 		t.Fatal("no transaction acknowledged")
 	}
-	t.Logf("%d rounds, %d transactions acknowledged, %d in the file", rounds, len(acked), len(found))
+	t.Logf("%d rounds, %d clients: %d transactions acknowledged, %d in the file", rounds, clients, len(acked), len(found))
 }
 
 // startChild runs serve on path in a child process and returns its address
