@@ -537,3 +537,33 @@ func TestStuckBlobReader(t *testing.T) {
 		t.Errorf("the stuck client still got the whole blob (%d bytes)", got)
 	}
 }
+
+// TestDialNotZEO: a client dialing something that is no ZEO server (here
+// an HTTP reply) fails at once with an error that says so, instead of
+// waiting for a 1.2 GB "frame".
+func TestDialNotZEO(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		nc.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+		io.Copy(io.Discard, nc)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := zeowire.Dial(ctx, ln.Addr().String(), zeowire.ClientOptions{Heartbeat: -1})
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded")
+	}
+	if !strings.Contains(err.Error(), `not a ZEO server? its first bytes "HTTP"`) {
+		t.Errorf("error %q does not say it is not a ZEO server", err)
+	}
+}

@@ -2,6 +2,7 @@ package zeowire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -357,6 +358,11 @@ func clientHandshake(nc net.Conn, fr *FrameReader) (Codec, error) {
 	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
+		}
+		var big *FrameTooLargeError
+		if errors.As(err, &big) {
+			// Typically another protocol: "HTTP" read as a frame size.
+			return nil, fmt.Errorf("not a ZEO server? its first bytes %q are no protocol announcement: %w", binary.BigEndian.AppendUint32(nil, big.Size), err)
 		}
 		return nil, fmt.Errorf("reading the server's protocol announcement: %w", err)
 	}
