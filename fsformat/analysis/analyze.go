@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/zodbctl/zodbctl/fsformat"
+	"github.com/zodbctl/zodbctl/fsformat/oidmap"
 	"github.com/zodbctl/zodbctl/fsformat/refs"
 )
 
@@ -26,7 +27,7 @@ type Analysis struct {
 
 	types    map[string]int32 // type name → index
 	typeList []typeStats
-	oids     oidMap[oidInfo]
+	oids     oidmap.Map[oidInfo]
 	// Errors are the messages analyze.py prints when the type of a record
 	// cannot be computed (in file order, with the record position).
 	Errors []RecordError
@@ -45,7 +46,7 @@ type typeStats struct {
 	bytes int64
 }
 
-// oidInfo is kept per object: 8 bytes in a dense slice (oidMap).
+// oidInfo is kept per object: 8 bytes in a dense slice (oidmap.Map).
 type oidInfo struct {
 	typ  int32 // index in typeList
 	size int32 // size of the latest revision (records are < 2 GiB)
@@ -100,7 +101,7 @@ func Analyze(f *fsformat.File, warn func(string)) (*Analysis, error) {
 			}
 			size := int64(len(data))
 			a.Bytes += size
-			info, seen := a.oids.get(rec.Oid)
+			info, seen := a.oids.Get(rec.Oid)
 			if !seen {
 				typ, err = sc.AnalyzeType(data, typ[:0])
 				if err != nil {
@@ -122,7 +123,7 @@ func Analyze(f *fsformat.File, warn func(string)) (*Analysis, error) {
 				a.CurrentBytes += size - int64(info.size)
 			}
 			info.size = int32(size)
-			a.oids.set(rec.Oid, info)
+			a.oids.Set(rec.Oid, info)
 			t := &a.typeList[info.typ]
 			t.count++
 			t.bytes += size

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/zodbctl/zodbctl/fsformat"
+	"github.com/zodbctl/zodbctl/fsformat/oidmap"
 )
 
 // Current is the index of a Data.fs as FileStorage builds it on open
@@ -23,7 +24,7 @@ type Current struct {
 	// current records that can fail to load, when backsKnown (the index
 	// was scanned, not read from <name>.index). CheckRefs uses it to avoid
 	// a second pass over the file.
-	backs      *oidSet
+	backs      *oidmap.Set
 	backsKnown bool
 }
 
@@ -31,7 +32,7 @@ type Current struct {
 // also keeps the set of oids whose latest record is a backpointer.
 type scanIndex struct {
 	*OidIndex
-	backs *oidSet
+	backs *oidmap.Set
 }
 
 // SetRecord implements fsformat.RecordIndex.
@@ -39,9 +40,9 @@ func (x *scanIndex) SetRecord(oid fsformat.Oid, pos int64, backpointer bool) {
 	x.Set(oid, pos)
 	if backpointer {
 		// Dense like the index: its slice, or what it would grow to.
-		x.backs.add(oid, max(uint64(len(x.dense)), 4*uint64(x.n+1)+denseSlack))
+		x.backs.Add(oid, x.DenseRange())
 	} else {
-		x.backs.remove(oid)
+		x.backs.Remove(oid)
 	}
 }
 
@@ -56,7 +57,7 @@ func OpenCurrent(name string, warn func(string)) (*Current, error) {
 		return nil, err
 	}
 	idx := loadSavedIndex(f, name, warn)
-	var backs *oidSet
+	var backs *oidmap.Set
 	if idx == nil {
 		// A second descriptor for the index scan keeps this independent of
 		// how File exposes its own.
@@ -67,7 +68,7 @@ func OpenCurrent(name string, warn func(string)) (*Current, error) {
 		}
 		defer osf.Close()
 		idx = &OidIndex{}
-		backs = &oidSet{}
+		backs = &oidmap.Set{}
 		if _, err := fsformat.ScanIndex(osf, name, &scanIndex{idx, backs}, warn); err != nil {
 			f.Close()
 			return nil, err

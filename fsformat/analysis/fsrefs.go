@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/zodbctl/zodbctl/fsformat"
+	"github.com/zodbctl/zodbctl/fsformat/oidmap"
 	"github.com/zodbctl/zodbctl/fsformat/refs"
 )
 
@@ -62,7 +63,7 @@ func CheckRefs(c *Current, failed func(LoadFailure), broken func(*BrokenObject) 
 	noload := map[fsformat.Oid]bool{}
 	unknownFailure := false
 	first, err := checkRefsFirstPass(c, func(r *CurrentRecord) {
-		if !c.backsKnown || !c.backs.has(r.Oid) {
+		if !c.backsKnown || !c.backs.Has(r.Oid) {
 			unknownFailure = true
 		}
 		if errors.Is(r.Err, fsformat.ErrNoData) {
@@ -144,7 +145,7 @@ type refChecker struct {
 
 	// backs, when not nil, are the oids whose current record is a
 	// backpointer; check sets suspect when r refers to one of them.
-	backs   *oidSet
+	backs   *oidmap.Set
 	suspect bool
 }
 
@@ -164,7 +165,7 @@ func (ck *refChecker) check(c *Current, r *CurrentRecord, undone, noload map[fsf
 			continue
 		}
 		target := fsformat.Oid(ref.Oid)
-		if ck.backs != nil && ck.backs.has(target) {
+		if ck.backs != nil && ck.backs.Has(target) {
 			ck.suspect = true
 		}
 		var reasons [3]string
@@ -230,7 +231,7 @@ func checkRefsFirstPass(c *Current, unloadable func(*CurrentRecord)) (p firstPas
 	go func() {
 		defer close(done)
 		var ck refChecker
-		if c.backsKnown && c.backs.len() > 0 {
+		if c.backsKnown && c.backs.Len() > 0 {
 			ck.backs = c.backs
 		}
 		for b := range work {

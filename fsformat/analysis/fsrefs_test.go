@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/zodbctl/zodbctl/fsformat"
 )
 
 // checkRefsResult runs CheckRefs on c and renders what it reports.
@@ -96,12 +94,12 @@ func TestScanIndexReportsBackpointers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		inBacks := c.backs.has(oid)
+		inBacks := c.backs.Has(oid)
 		if inBacks != (h.DataLen == 0) {
 			t.Errorf("oid %s at %d: data length %d, in backs %v", oid, pos, h.DataLen, inBacks)
 		}
 	}
-	if c.backs.len() == 0 {
+	if c.backs.Len() == 0 {
 		t.Error("dangling.fs: no current backpointer record found")
 	}
 }
@@ -117,37 +115,6 @@ func copyFixture(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-func TestOidSet(t *testing.T) {
-	var s oidSet
-	want := map[fsformat.Oid]bool{}
-	ops := []struct {
-		oid   fsformat.Oid
-		add   bool
-		dense uint64
-	}{
-		{5, true, 100}, {5, true, 100}, {1 << 40, true, 100}, {7, false, 100},
-		{200, true, 100}, {200, true, 1000}, {1 << 40, false, 100}, {5, false, 100},
-		{63, true, 64}, {64, true, 64}, {64, false, 64}, {300, false, 1000},
-	}
-	for i, op := range ops {
-		if op.add {
-			s.add(op.oid, op.dense)
-			want[op.oid] = true
-		} else {
-			s.remove(op.oid)
-			delete(want, op.oid)
-		}
-		if s.len() != len(want) {
-			t.Fatalf("step %d: len %d, want %d", i, s.len(), len(want))
-		}
-		for _, probe := range []fsformat.Oid{5, 7, 63, 64, 200, 300, 1 << 40} {
-			if s.has(probe) != want[probe] {
-				t.Fatalf("step %d: has(%d) = %v", i, probe, s.has(probe))
-			}
-		}
-	}
 }
 
 func TestSortPositions(t *testing.T) {

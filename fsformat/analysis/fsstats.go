@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/zodbctl/zodbctl/fsformat"
+	"github.com/zodbctl/zodbctl/fsformat/oidmap"
 	"github.com/zodbctl/zodbctl/fsformat/pyrepr"
 )
 
@@ -155,8 +156,8 @@ type Stats struct {
 	seenTxn    bool
 	objects    int64 // records in the current transaction
 
-	oids       oidMap[int32] // oid → index in revisions
-	revisions  []int32       // revisions per oid, in first-seen order
+	oids       oidmap.Map[int32] // oid → index in revisions
+	revisions  []int32           // revisions per oid, in first-seen order
 	classIndex map[string]int
 	classes    []*classStats // in first-seen order
 	// oidClasses remembers (class, oid) pairs already listed, for oids
@@ -194,7 +195,7 @@ func (s *Stats) Record(oid uint64, size int64, class []byte) {
 		class = class[:i]
 	}
 	s.objSize.Add(size)
-	oi, ok := s.oids.get(fsformat.Oid(oid))
+	oi, ok := s.oids.Get(fsformat.Oid(oid))
 	ci, cok := s.classIndex[string(class)]
 	if !cok {
 		ci = len(s.classes)
@@ -205,7 +206,7 @@ func (s *Stats) Record(oid uint64, size int64, class []byte) {
 	c.size.Add(size)
 	if !ok {
 		oi = int32(len(s.revisions))
-		s.oids.set(fsformat.Oid(oid), oi)
+		s.oids.Set(fsformat.Oid(oid), oi)
 		s.revisions = append(s.revisions, 0)
 		s.oidClass = append(s.oidClass, int32(ci))
 		c.oids = append(c.oids, oi)

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/zodbctl/zodbctl/fsformat"
+	"github.com/zodbctl/zodbctl/fsformat/oidmap"
 	"github.com/zodbctl/zodbctl/fsformat/refs"
 )
 
@@ -46,8 +47,8 @@ type db struct {
 	// reachable (fspack's GC.reachable) is stored as: cur (oid2curpos), a
 	// mark per oid (every oid of cur without GC), and moved for the
 	// reachable positions that are not the current one (future scan).
-	cur     *posIndex
-	marks   oidSet
+	cur     *oidmap.Positions
+	marks   oidmap.Set
 	allCur  bool
 	moved   map[fsformat.Oid]int64
 	reachEx map[fsformat.Oid][]int64
@@ -58,10 +59,10 @@ type db struct {
 }
 
 func (d *db) marked(oid fsformat.Oid) bool {
-	return d.allCur && d.cur.has(oid) || d.marks.has(oid)
+	return d.allCur && d.cur.Has(oid) || d.marks.Has(oid)
 }
 
-func (d *db) mark(oid fsformat.Oid) { d.marks.add(oid, len(d.cur.dense)+denseSlack) }
+func (d *db) mark(oid fsformat.Oid) { d.marks.Add(oid, d.cur.DenseRange()) }
 
 // reachPos is reachable[oid].
 func (d *db) reachPos(oid fsformat.Oid) (int64, bool) {
@@ -71,12 +72,12 @@ func (d *db) reachPos(oid fsformat.Oid) (int64, bool) {
 	if p, ok := d.moved[oid]; ok {
 		return p, true
 	}
-	return d.cur.get(oid)
+	return d.cur.Get(oid)
 }
 
 // buildPackIndex is pack.md §2.1 (and the no-op conditions of §1).
 func (d *db) buildPackIndex(ctx context.Context, stop fsformat.Tid, progress func(int64)) error {
-	d.cur = &posIndex{}
+	d.cur = &oidmap.Positions{}
 	d.moved = map[fsformat.Oid]int64{}
 	d.reachEx = map[fsformat.Oid][]int64{}
 	s := &d.sc
@@ -114,9 +115,9 @@ func (d *db) buildPackIndex(ctx context.Context, stop fsformat.Tid, progress fun
 			}
 			d.recordsAtPack++
 			if r.DataLen > 0 || r.back != 0 {
-				d.cur.set(r.Oid, dpos)
+				d.cur.Set(r.Oid, dpos)
 			} else {
-				d.cur.del(r.Oid)
+				d.cur.Delete(r.Oid)
 			}
 			dpos += r.len()
 		}
@@ -284,12 +285,12 @@ var ErrNoRoot = errors.New("the root object (oid 0x00) has no current record at 
 // target without a current record is dangling.
 func (m *marker) push(di int, oid fsformat.Oid, fromDB int, from fsformat.Oid, fromPos int64, cross bool) {
 	d := m.dbs[di]
-	if d.marks.has(oid) {
+	if d.marks.Has(oid) {
 		return
 	}
-	pos, ok := d.cur.get(oid)
+	pos, ok := d.cur.Get(oid)
 	if !ok {
-		if oid == 0 && fromPos == 0 && d.cur.len() == 0 {
+		if oid == 0 && fromPos == 0 && d.cur.Len() == 0 {
 			return // pack time before the root existed
 		}
 		m.dangling = append(m.dangling, Dangling{
@@ -410,7 +411,7 @@ var errScanRefs = errors.New("reading references")
 // gc marks every database from its root.
 func (m *marker) gc(ctx context.Context) error {
 	for i, d := range m.dbs {
-		if _, ok := d.cur.get(0); !ok && d.cur.len() > 0 {
+		if _, ok := d.cur.Get(0); !ok && d.cur.Len() > 0 {
 			// ZODB fails with KeyError(z64). Skipping it as another
 			// dangling reference would delete the whole database.
 			return fmt.Errorf("%s: %w", d.path, ErrNoRoot)

@@ -210,7 +210,7 @@ func PackMulti(ctx context.Context, dbs []Database, opt Options) ([]*Result, err
 			return nil, err
 		}
 		for i, d := range ds {
-			for oid := range d.cur.all() {
+			for oid := range d.cur.All() {
 				if !d.marked(oid) {
 					res[i].Garbage = append(res[i].Garbage, oid)
 				}
