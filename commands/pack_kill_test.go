@@ -1,34 +1,17 @@
 package commands
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zodbctl/zodbctl/fsformat"
 )
-
-// TestPackKillChild is the packing child of TestPackKilled.
-func TestPackKillChild(t *testing.T) {
-	path := os.Getenv("ZODBCTL_PACK_KILL_FILE")
-	if path == "" {
-		t.Skip("child process of TestPackKilled")
-	}
-	fmt.Println("START")
-	os.Stdout.Sync()
-	var out, errb bytes.Buffer
-	if exit := Run([]string{"zodbctl", "pack", path}, &out, &errb); exit != 0 {
-		t.Fatalf("pack: exit %d: %s", exit, errb.String())
-	}
-}
 
 // writePackKillFile writes a Data.fs whose pack drops most of it: the root
 // references oids 1..5000; oids 1..10000 are stored 10 times each (100
@@ -99,11 +82,7 @@ func TestPackKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	child := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestPackKillChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "ZODBCTL_PACK_KILL_FILE="+path)
-		return cmd
-	}
+	child := func() *exec.Cmd { return zodbctlChild("pack", path) }
 	// One whole pack by a child gives the expected bytes and the time the
 	// kills are spread over.
 	reset()
@@ -153,20 +132,7 @@ func TestPackKilled(t *testing.T) {
 	var sawOriginal, sawPacked, midWrite int
 	for round := range rounds {
 		reset()
-		cmd := child()
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() && sc.Text() != "START" {
-		}
-		time.Sleep(time.Duration(rand.Int64N(int64(full))))
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		killWithin(t, child(), full)
 		if _, err := os.Stat(path + ".pack"); err == nil {
 			midWrite++ // killed while Data.fs.pack was being written
 		}

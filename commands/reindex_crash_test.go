@@ -15,19 +15,6 @@ import (
 	"github.com/zodbctl/zodbctl/fsformat"
 )
 
-// TestReindexCrashChild is the child process of TestReindexCrash: it
-// reindexes $ZODBCTL_REINDEX_CRASH_FILE and waits to be killed.
-func TestReindexCrashChild(t *testing.T) {
-	path := os.Getenv("ZODBCTL_REINDEX_CRASH_FILE")
-	if path == "" {
-		t.Skip("child process of TestReindexCrash")
-	}
-	var out, errb bytes.Buffer
-	if exit := Run([]string{"zodbctl", "reindex", path}, &out, &errb); exit != 0 {
-		t.Fatalf("reindex: exit %d: %s", exit, errb.String())
-	}
-}
-
 // TestReindexCrash kills (SIGKILL) `zodbctl reindex` children at spread
 // moments and at the moment its index is being written aside, on a file
 // with no index, on a file with a stale index, and on a file with a damaged
@@ -74,11 +61,7 @@ func TestReindexCrash(t *testing.T) {
 			if err := os.WriteFile(path, tc.data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			child := func() *exec.Cmd {
-				cmd := exec.Command(os.Args[0], "-test.run=^TestReindexCrashChild$", "-test.count=1")
-				cmd.Env = append(os.Environ(), "ZODBCTL_REINDEX_CRASH_FILE="+path)
-				return cmd
-			}
+			child := func() *exec.Cmd { return zodbctlChild("reindex", path) }
 			start := time.Now()
 			if out, err := child().CombinedOutput(); err != nil {
 				t.Fatalf("child: %v\n%s", err, out)

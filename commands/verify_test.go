@@ -5,13 +5,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -431,21 +429,6 @@ func FuzzVerifyIndex(f *testing.F) {
 	})
 }
 
-// TestReindexKillChild is the child process of TestReindexKilled: it runs
-// reindex on $ZODBCTL_REINDEX_KILL_FILE (until killed).
-func TestReindexKillChild(t *testing.T) {
-	path := os.Getenv("ZODBCTL_REINDEX_KILL_FILE")
-	if path == "" {
-		t.Skip("child process of TestReindexKilled")
-	}
-	fmt.Println("START")
-	os.Stdout.Sync()
-	var out, errb bytes.Buffer
-	if exit := Run([]string{"zodbctl", "reindex", path}, &out, &errb); exit != 0 {
-		t.Fatalf("reindex: exit %d: %s", exit, errb.String())
-	}
-}
-
 // TestReindexKilled kills (SIGKILL) a reindex child at a random moment of
 // its reindex (ZODBCTL_REINDEX_KILL_ROUNDS times, default 20) over a stale
 // index. After each kill verify --index must find either the old index,
@@ -495,11 +478,7 @@ func TestReindexKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	child := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestReindexKillChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "ZODBCTL_REINDEX_KILL_FILE="+path)
-		return cmd
-	}
+	child := func() *exec.Cmd { return zodbctlChild("reindex", path) }
 	// The child's reindex takes about as long as one here: the kills are
 	// spread over that time after it says START.
 	if out, err := child().CombinedOutput(); err != nil {
@@ -523,20 +502,7 @@ func TestReindexKilled(t *testing.T) {
 		if err := os.WriteFile(path+".index", oldIndex, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cmd := child()
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() && sc.Text() != "START" {
-		}
-		time.Sleep(time.Duration(rand.Int64N(int64(full) * 5 / 4)))
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		killWithin(t, child(), time.Duration(int64(full)*5/4))
 
 		got, err := os.ReadFile(path + ".index")
 		if err != nil {
