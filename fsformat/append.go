@@ -71,17 +71,18 @@ type Appender struct {
 	lastTid Tid
 
 	// the transaction in progress
-	in      bool
-	w       *bufio.Writer
-	ow      *io.OffsetWriter
-	tpos    int64
-	tid     Tid
-	status  byte
-	hl      int64
-	tlen    int64 // bytes written so far from tpos
-	written []oidPos
-	buf     []byte
-	broken  error // set when the file's state is unknown; Begin refuses
+	in       bool
+	w        *bufio.Writer
+	ow       *io.OffsetWriter
+	tpos     int64
+	tid      Tid
+	status   byte
+	hl       int64
+	tlen     int64 // bytes written so far from tpos
+	written  []oidPos
+	buf      []byte
+	broken   error // set when the file's state is unknown; Begin refuses
+	prepared bool  // Prepare done: the transaction awaits Finish or Abort
 }
 
 type oidPos struct {
@@ -343,8 +344,8 @@ func (a *Appender) record(oid Oid, data []byte, back int64) (int64, error) {
 }
 
 func (a *Appender) write(oid Oid, prev int64, data []byte, back int64) (int64, error) {
-	if !a.in {
-		return 0, errors.New("fsformat: store outside a transaction")
+	if !a.in || a.prepared {
+		return 0, errors.New("fsformat: store outside a transaction or after Prepare")
 	}
 	pos := a.tpos + a.tlen
 	h := DataHeader{Oid: oid, Tid: a.tid, Prev: prev, TxnPos: a.tpos, DataLen: int64(len(data))}
@@ -363,32 +364,53 @@ func (a *Appender) write(oid Oid, prev int64, data []byte, back int64) (int64, e
 	return pos, nil
 }
 
-// Commit finishes the transaction (tpc_vote + tpc_finish): redundant length,
-// final tlen, then the status byte. It does not fsync; call Sync.
+// Commit finishes the transaction: Prepare then Finish.
 func (a *Appender) Commit() (Tid, error) {
-	if !a.in {
-		return 0, errors.New("fsformat: Commit outside a transaction")
+	if err := a.Prepare(); err != nil {
+		return 0, err
+	}
+	return a.Finish()
+}
+
+// Prepare is tpc_vote, as in FileStorage: everything of the transaction
+// but its status byte reaches the file (the buffered records, the redundant
+// length, the final length in the header), then with Durable an fsync.
+// Disk full and I/O errors show here, while the transaction can still be
+// refused: a failed Prepare aborts it. Afterwards only Finish or Abort.
+func (a *Appender) Prepare() error {
+	if !a.in || a.prepared {
+		return errors.New("fsformat: Prepare outside a transaction")
 	}
 	b := binary.BigEndian.AppendUint64(a.buf[:0], uint64(a.tlen))
 	if _, err := a.w.Write(b); err != nil {
 		a.Abort()
-		return 0, err
+		return err
 	}
 	if err := a.w.Flush(); err != nil {
 		a.Abort()
-		return 0, err
+		return err
 	}
 	if _, err := a.f.WriteAt(b, a.tpos+8); err != nil {
 		a.Abort()
-		return 0, err
+		return err
 	}
 	if a.Durable {
 		if err := a.f.Sync(); err != nil {
 			a.Abort()
-			return 0, err
+			return err
 		}
 	}
-	b = append(b[:0], a.status)
+	a.prepared = true
+	return nil
+}
+
+// Finish is tpc_finish: the status byte is written last (and with Durable
+// synced), then the transaction counts as committed.
+func (a *Appender) Finish() (Tid, error) {
+	if !a.in || !a.prepared {
+		return 0, errors.New("fsformat: Finish of a transaction that was not prepared")
+	}
+	b := append(a.buf[:0], a.status)
 	if _, err := a.f.WriteAt(b, a.tpos+16); err != nil {
 		a.Abort()
 		return 0, err
@@ -397,7 +419,7 @@ func (a *Appender) Commit() (Tid, error) {
 		if err := a.f.Sync(); err != nil {
 			// The status may or may not be on disk: the file must be
 			// reopened (OpenAppender) to know.
-			a.in = false
+			a.in, a.prepared = false, false
 			a.broken = fmt.Errorf("%s: fsync after commit: %w", a.Name, err)
 			return 0, a.broken
 		}
@@ -408,7 +430,7 @@ func (a *Appender) Commit() (Tid, error) {
 	a.lastPos = a.tpos
 	a.pos = a.tpos + a.tlen + TrailerLen
 	a.lastTid = a.tid
-	a.in = false
+	a.in, a.prepared = false, false
 	return a.tid, nil
 }
 
@@ -418,7 +440,7 @@ func (a *Appender) Abort() error {
 	if !a.in {
 		return nil
 	}
-	a.in = false
+	a.in, a.prepared = false, false
 	a.w.Reset(a.ow)
 	return a.f.Truncate(a.pos)
 }

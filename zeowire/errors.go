@@ -3,6 +3,9 @@ package zeowire
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"strings"
+	"syscall"
 )
 
 // Exception class names the Python client rebuilds (spec section 2.4).
@@ -18,6 +21,7 @@ const (
 	ClassAttributeError          = "builtins.AttributeError"
 	ClassAssertionError          = "builtins.AssertionError"
 	ClassException               = "builtins.Exception"
+	ClassOSError                 = "builtins.OSError"
 )
 
 // ConflictError is a write conflict (or, with Read set, a read conflict from
@@ -82,6 +86,7 @@ func ExceptionReply(err error) (string, any) {
 	var ste *StorageTransactionError
 	var re *RemoteError
 	var ae *ArgError
+	var errno syscall.Errno
 	switch {
 	case errors.As(err, &ce):
 		class := ClassConflictError
@@ -113,6 +118,19 @@ func ExceptionReply(err error) (string, any) {
 		return re.Class, re.Args
 	case errors.As(err, &ae):
 		return ClassTypeError, Tuple{ae.Error()}
+	case errors.As(err, &errno):
+		// What FileStorage raises for a full disk or an I/O error:
+		// OSError(errno, strerror[, filename]), "[Errno 28] No space left
+		// on device: '…/Data.fs'" on the client.
+		msg := errno.Error()
+		if msg != "" {
+			msg = strings.ToUpper(msg[:1]) + msg[1:]
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return ClassOSError, Tuple{int64(errno), msg, pe.Path}
+		}
+		return ClassOSError, Tuple{int64(errno), msg}
 	}
 	return ClassException, Tuple{err.Error()}
 }

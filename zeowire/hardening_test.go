@@ -9,13 +9,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
 	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -565,5 +568,20 @@ func TestDialNotZEO(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), `not a ZEO server? its first bytes "HTTP"`) {
 		t.Errorf("error %q does not say it is not a ZEO server", err)
+	}
+}
+
+// TestExceptionReplyOSError: a full disk reaches the client as the
+// OSError FileStorage raises, errno, message and file.
+func TestExceptionReplyOSError(t *testing.T) {
+	err := fmt.Errorf("Data.fs: vote: %w", &fs.PathError{Op: "write", Path: "/var/Data.fs", Err: syscall.ENOSPC})
+	class, args := zeowire.ExceptionReply(err)
+	want := zeowire.Tuple{int64(28), "No space left on device", "/var/Data.fs"}
+	if class != "builtins.OSError" || !zeowire.Equal(args, want) {
+		t.Errorf("got %s%s, want builtins.OSError%s", class, zeowire.Repr(args), zeowire.Repr(want))
+	}
+	class, args = zeowire.ExceptionReply(syscall.EIO)
+	if class != "builtins.OSError" || !zeowire.Equal(args, zeowire.Tuple{int64(5), "Input/output error"}) {
+		t.Errorf("EIO: got %s%s", class, zeowire.Repr(args))
 	}
 }

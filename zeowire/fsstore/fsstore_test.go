@@ -1253,3 +1253,68 @@ func TestIterateFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestVoteWritesTransaction: as FileStorage, the whole transaction reaches
+// the file at vote (so a full disk refuses the vote, not tpc_finish),
+// marked 'c' until Finish writes its status; an abort after the vote
+// truncates it away.
+func TestVoteWritesTransaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	st, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	status := func(tpos int64) byte {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b[tpos+16]
+	}
+	data := bytes.Repeat([]byte("x"), 3<<20) // beyond the 1 MiB write buffer
+	for _, finish := range []bool{false, true} {
+		before := size()
+		tx, err := st.Begin(ctx, zeowire.TxnMeta{Tid: zeowire.Tid(0x03f0000000000001 + before)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Store(0, 0, data); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Store(1, 0, []byte("small")); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Vote(); err != nil {
+			t.Fatal(err)
+		}
+		want := before + 23 + 2*42 + int64(len(data)) + 5 + 8
+		if got := size(); got != want || status(before) != 'c' {
+			t.Fatalf("after vote: %d bytes, status %q; want %d and 'c'", got, status(before), want)
+		}
+		if !finish {
+			tx.Abort()
+			if got := size(); got != before {
+				t.Fatalf("abort after vote left %d bytes, want %d", got, before)
+			}
+			continue
+		}
+		if err := tx.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		if status(before) != ' ' {
+			t.Fatalf("after finish: status %q", status(before))
+		}
+	}
+	if err := fsformat.Verify(path, fsformat.VerifyOptions{Deep: true}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -471,11 +471,18 @@ func (t *txn) Vote() error {
 			return err
 		}
 	}
+	// The records reach the file and disk now, as FileStorage writes them
+	// in tpc_vote: a full disk refuses the vote, never tpc_finish (which a
+	// client cannot take back once other storages of its transaction
+	// finished).
+	if err := t.s.app.Prepare(); err != nil {
+		return fmt.Errorf("%s: vote: %w", t.s.path, err)
+	}
 	t.voted = true
 	return nil
 }
 
-// Finish commits: data durable (two fsyncs), then visible.
+// Finish commits: the status byte written and synced, then visible.
 func (t *txn) Finish() error {
 	if t.ended {
 		return errors.New("fsstore: transaction already ended")
@@ -486,7 +493,7 @@ func (t *txn) Finish() error {
 	s := t.s
 	t.ended = true
 	defer s.commitMu.Unlock()
-	if _, err := s.app.Commit(); err != nil {
+	if _, err := s.app.Finish(); err != nil {
 		s.li.pending = s.li.pending[:0]
 		return fmt.Errorf("%s: commit: %w", s.path, err)
 	}
