@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -152,7 +153,10 @@ func mkzeoinstanceArgs(args []string) (o mkinstance.InstanceOptions, usage int, 
 	o.Address = mkinstance.DefaultAddress
 	if len(positional) == 2 {
 		if o.Address, err = mkinstance.NormalizeAddress(positional[1]); err != nil {
-			return o, 1, nil
+			if errors.Is(err, mkinstance.ErrBadAddress) {
+				return o, 1, nil // Python answers with its usage text
+			}
+			return o, 0, err
 		}
 	}
 	return o, 0, nil

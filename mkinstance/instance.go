@@ -52,16 +52,32 @@ func NormalizeAddress(s string) (string, error) {
 	if strings.ContainsAny(s, "\n\r") {
 		return "", ErrBadAddress
 	}
-	if strings.Contains(s, ":") {
-		return s, nil
+	if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		return s, checkPortRange(s[i+1:])
 	}
 	if s == "" || strings.Trim(s, "0123456789") != "" {
 		return "", ErrBadAddress
+	}
+	if err := checkPortRange(s); err != nil {
+		return "", err
 	}
 	if t := strings.TrimLeft(s, "0"); t != "" {
 		return t, nil
 	}
 	return "0", nil
+}
+
+// checkPortRange refuses a numeric port above 65535, which Python's
+// mkzeoinstance writes anyway and ZConfig then reads as a host name, so
+// that the server fails only at start ("lookup 99999: no such host").
+func checkPortRange(port string) error {
+	if port == "" || strings.Trim(port, "0123456789") != "" {
+		return nil
+	}
+	if n, err := strconv.ParseUint(port, 10, 64); err != nil || n > 65535 {
+		return fmt.Errorf("port %s is out of range (0-65535)", port)
+	}
+	return nil
 }
 
 var storageNameRE = regexp.MustCompile(`^[^\s()<>/]+$`)

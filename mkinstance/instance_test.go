@@ -21,6 +21,14 @@ func TestNormalizeAddress(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+	for _, far := range []string{"65536", "99999", "localhost:70000", "123456789012345678901234567890"} {
+		if _, err := NormalizeAddress(far); err == nil || err == ErrBadAddress || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("%q: %v, want a port range error", far, err)
+		}
+	}
+	if got, err := NormalizeAddress("065535"); err != nil || got != "65535" {
+		t.Errorf("065535: %q %v", got, err)
+	}
 }
 
 // The bin/ scripts run the configured binary with the config file, pass
