@@ -169,7 +169,12 @@ func checkHashable(k any) error {
 	case *box:
 		switch x.kind {
 		case boxObject:
-			return nil // objects hash by identity
+			// Objects hash by identity, except the set that REDUCE of
+			// builtins.set makes (a value only once decoded).
+			if len(x.items) > 0 && x.items[0] == any(Global{"builtins", "set"}) && !x.obj.New {
+				return errors.New("unhashable type: 'set'")
+			}
+			return nil
 		case boxSet:
 			if x.set.Frozen {
 				return nil // its items were checked when it was built

@@ -276,3 +276,22 @@ func TestDecodeSetsOfBoxes(t *testing.T) {
 		t.Errorf("frozenset key: %v %v", v, err)
 	}
 }
+
+// TestReducedSetUnhashable: a set built by REDUCE of builtins.set is a set
+// while decoding, so it cannot be a dict key, alone or inside a tuple (a
+// FuzzDecode finding); frozenset can.
+func TestReducedSetUnhashable(t *testing.T) {
+	for in, wantErr := range map[string]bool{
+		"}c__builtin__\nset\n(]tRK\x01s.":         true,
+		"}(c__builtin__\nset\n(]tRtK\x01s.":       true,
+		"}c__builtin__\nfrozenset\n(]tRK\x01s.":   false,
+		"}(c__builtin__\nfrozenset\n(]tRtK\x01s.": false,
+	} {
+		d := NewDecoder([]byte(in))
+		d.FindGlobal = AnyGlobal
+		_, err := d.Decode()
+		if wantErr != (err != nil && strings.Contains(err.Error(), "unhashable type: 'set'")) || !wantErr && err != nil {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
