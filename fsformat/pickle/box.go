@@ -373,18 +373,52 @@ func (d *Decoder) finalize(v any, depth int) (any, error) {
 	case boxPersistent:
 		b.final = PersistentRef{ID: fin(b.items[0])}
 	case boxDict:
+		merge := false
 		for i := range b.dict {
+			merge = merge || becomesValue(b.dict[i].Key)
 			b.dict[i].Key = fin(b.dict[i].Key)
 			b.dict[i].Value = fin(b.dict[i].Value)
 		}
 		if b.dict == nil {
 			b.dict = Dict{}
 		}
+		if merge {
+			// Keys that were objects while decoding (bytes(), _codecs.encode)
+			// may now equal others: Python's dict had merged them, the
+			// first key's place with the last value.
+			keep := mergeEqual(len(b.dict), func(i int) any { return b.dict[i].Key })
+			at := make([]int, len(keep)) // kept index → its place in out
+			out := b.dict[:0]            // in place: out never passes i
+			for i, k := range keep {
+				if k == i {
+					at[i] = len(out)
+					out = append(out, b.dict[i])
+				} else {
+					out[at[k]].Value = b.dict[i].Value
+				}
+			}
+			b.dict = out
+		}
 		b.final = b.dict
 		b.index = nil
 	case boxSet:
+		merge := false
+		for _, it := range b.set.Items {
+			merge = merge || becomesValue(it)
+		}
 		finSlice(b.set.Items)
 		b.set.index = nil
+		if merge {
+			// The same for set items: the first is kept, as in Python.
+			keep := mergeEqual(len(b.set.Items), func(i int) any { return b.set.Items[i] })
+			out := b.set.Items[:0]
+			for i, k := range keep {
+				if k == i {
+					out = append(out, b.set.Items[i])
+				}
+			}
+			b.set.Items = out
+		}
 		b.final = b.set
 	case boxObject:
 		o := b.obj
@@ -409,6 +443,79 @@ func (d *Decoder) finalize(v any, depth int) (any, error) {
 	b.status = statusDone
 	b.items = nil
 	return b.final, nil
+}
+
+// mergeEqual finds equal final keys: keep[i] is the index of the first key
+// equal to key(i) (i itself if none before). Objects stay distinct (they
+// hash by identity); scalars are matched through a map, the rest by scan.
+func mergeEqual(n int, key func(int) any) []int {
+	keep := make([]int, n)
+	seen := map[dictKey]int{}
+	var others []int
+	for i := range n {
+		keep[i] = i
+		k := key(i)
+		if dk, ok := keyOf(k); ok {
+			if j, found := seen[dk]; found {
+				keep[i] = j
+			} else {
+				seen[dk] = i
+			}
+			continue
+		}
+		for _, j := range others {
+			if sameFinalKey(key(j), k) {
+				keep[i] = j
+				break
+			}
+		}
+		if keep[i] == i {
+			others = append(others, i)
+		}
+	}
+	return keep
+}
+
+// sameFinalKey compares finalized keys as Python would hash them: objects
+// by identity, tuples item by item, the rest by value.
+func sameFinalKey(a, b any) bool {
+	if x, ok := a.(*Object); ok {
+		y, ok := b.(*Object)
+		return ok && x == y
+	}
+	if _, ok := b.(*Object); ok {
+		return false
+	}
+	if xs, ok := a.(Tuple); ok {
+		ys, ok := b.(Tuple)
+		if !ok || len(xs) != len(ys) {
+			return false
+		}
+		for i := range xs {
+			if !sameFinalKey(xs[i], ys[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return keyEqual(a, b)
+}
+
+// becomesValue reports whether x is an object box that finalizing may turn
+// into a plain value (builtinValue), which can then equal another key.
+func becomesValue(x any) bool {
+	b, ok := x.(*box)
+	if !ok {
+		return false
+	}
+	if b.kind == boxTuple {
+		for _, it := range b.items {
+			if becomesValue(it) {
+				return true
+			}
+		}
+	}
+	return b.kind == boxObject
 }
 
 // builtinValue turns the REDUCE forms CPython uses for builtin types under

@@ -295,3 +295,31 @@ func TestReducedSetUnhashable(t *testing.T) {
 		}
 	}
 }
+
+// TestReducedKeysMerge: keys and set items that are objects while decoding
+// but plain values once decoded (bytes() by REDUCE) merge as Python's dict
+// and set had merged them (a FuzzDecode finding); real objects stay
+// distinct, as they hash by identity.
+func TestReducedKeysMerge(t *testing.T) {
+	decode := func(in string) any {
+		t.Helper()
+		d := NewDecoder([]byte(in))
+		d.FindGlobal = AnyGlobal
+		v, err := d.Decode()
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		return v
+	}
+	bytesCall := "c__builtin__\nbytes\n)R"
+	if got, want := decode("\x80\x02}(K\x07K\x00"+bytesCall+"K\x01K\x08K\x00"+bytesCall+"K\x02u."), (Dict{{int64(7), int64(0)}, {[]byte{}, int64(2)}, {int64(8), int64(0)}}); !Equal(got, want) {
+		t.Errorf("dict: %#v, want %#v", got, want)
+	}
+	bytes3 := "cbuiltins\nbytes\n)R" // protocol 3+: no Python 2 names
+	if got := decode("\x80\x04(" + bytes3 + bytes3 + "K\x01\x91."); !Equal(got, &Set{Frozen: true, Items: []any{[]byte{}, int64(1)}}) {
+		t.Errorf("frozenset: %#v", got)
+	}
+	if got, ok := decode("\x80\x02}(cm\nC\n)RK\x01cm\nC\n)RK\x02u.").(Dict); !ok || len(got) != 2 {
+		t.Errorf("two objects as keys: %#v, want both kept", got)
+	}
+}
