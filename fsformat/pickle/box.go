@@ -186,6 +186,8 @@ func checkHashable(k any) error {
 				}
 			}
 			return nil
+		case boxPersistent:
+			return nil // what persistent_load returns: an object
 		}
 		return fmt.Errorf("unhashable type: '%s'", x.typeName())
 	case *Set:
@@ -501,8 +503,9 @@ func sameFinalKey(a, b any) bool {
 	return keyEqual(a, b)
 }
 
-// becomesValue reports whether x is an object box that finalizing may turn
-// into a plain value (builtinValue), which can then equal another key.
+// becomesValue reports whether x is a box that finalizing may turn into a
+// value equal to another key: an object that becomes a plain value
+// (builtinValue), a persistent reference.
 func becomesValue(x any) bool {
 	b, ok := x.(*box)
 	if !ok {
@@ -515,7 +518,8 @@ func becomesValue(x any) bool {
 			}
 		}
 	}
-	return b.kind == boxObject
+	// A persistent reference compares by its id once decoded.
+	return b.kind == boxObject || b.kind == boxPersistent
 }
 
 // builtinValue turns the REDUCE forms CPython uses for builtin types under

@@ -323,3 +323,28 @@ func TestReducedKeysMerge(t *testing.T) {
 		t.Errorf("two objects as keys: %#v, want both kept", got)
 	}
 }
+
+// TestPersistentRefKeys: persistent references are hashable dict keys (what
+// persistent_load returns is an object), also when their id is still being
+// built, and equal ids are one key (a FuzzDecode finding).
+func TestPersistentRefKeys(t *testing.T) {
+	for _, in := range []string{
+		"}((K\x01tQK\x01(K\x01tQK\x02u.",             // ids built by MARK … TUPLE
+		"}((K\x01tq\x00QK\x01(K\x01tq\x01QK\x02u.",   // memoized ids
+		"\x80\x02}(K\x01\x85QK\x01K\x01\x85QK\x02u.", // TUPLE1
+		// ids holding b'\x01' written as _codecs.encode (protocols < 3): an
+		// object until the end of decoding
+		"}((c_codecs\nencode\n(X\x01\x00\x00\x00\x01X\x06\x00\x00\x00latin1tRtQK\x01(c_codecs\nencode\n(X\x01\x00\x00\x00\x01X\x06\x00\x00\x00latin1tRtQK\x02u.",
+	} {
+		d := NewDecoder([]byte(in))
+		d.FindGlobal = AnyGlobal
+		v, err := d.Decode()
+		want := Dict{{PersistentRef{ID: Tuple{int64(1)}}, int64(2)}}
+		if strings.Contains(in, "latin1") {
+			want = Dict{{PersistentRef{ID: Tuple{[]byte{1}}}, int64(2)}}
+		}
+		if err != nil || !Equal(v, want) {
+			t.Errorf("%q: %#v %v, want %#v", in, v, err, want)
+		}
+	}
+}
