@@ -344,14 +344,17 @@ func checkFreeSpace(ctx context.Context, dbs []pack.Database, opt pack.Options) 
 	for k := range need {
 		need[k] = 0
 	}
+	files := map[string][]string{} // dir → the files packed into it
 	for _, r := range rs {
 		if r.Packed {
-			need[filepath.Dir(r.Path)] += r.SizeAfter + r.SizeAfter/8
+			dir := filepath.Dir(r.Path)
+			need[dir] += r.SizeAfter + r.SizeAfter/8
+			files[dir] = append(files[dir], r.Path)
 		}
 	}
 	for dir, n := range need {
 		if n > free[dir] {
-			return fmt.Errorf("%s: not enough free space to pack: about %d bytes needed, %d available", dir, n, free[dir])
+			return fmt.Errorf("%s: not enough free space in %s to pack: about %d bytes needed, %d available", strings.Join(files[dir], ", "), dir, n, free[dir])
 		}
 	}
 	return nil

@@ -303,7 +303,7 @@ func TestPackFreeSpace(t *testing.T) {
 			}
 			continue
 		}
-		if code != ExitFailure || !strings.Contains(errs, "not enough free space to pack") {
+		if code != ExitFailure || !strings.Contains(errs, "basic.fs: not enough free space in ") {
 			t.Errorf("free %d: exit %d, stderr %q", tc.free, code, errs)
 		}
 		if after, _ := os.ReadFile(fs); !bytes.Equal(after, before) {
