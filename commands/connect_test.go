@@ -1021,7 +1021,9 @@ func TestConnectCopyBlobs(t *testing.T) {
 		if err := stx.(zeowire.BlobTxn).StoreBlob(1, serial, blobRecord, tmp); err != nil {
 			t.Fatal(err)
 		}
-		stx.Vote()
+		if err := stx.Vote(); err != nil {
+			t.Fatal(err)
+		}
 		if err := stx.Finish(); err != nil {
 			t.Fatal(err)
 		}

@@ -24,8 +24,12 @@ func benchServer(b *testing.B, msgpack bool, n int) (string, func()) {
 	for i := range n {
 		tx.Restore(zeowire.Oid(i), 1, data, 0)
 	}
-	tx.Vote()
-	tx.Finish()
+	if err := tx.Vote(); err != nil {
+		b.Fatal(err)
+	}
+	if err := tx.Finish(); err != nil {
+		b.Fatal(err)
+	}
 	srv := &zeowire.Server{Storages: map[string]zeowire.Storage{"1": st}, Msgpack: msgpack, Logger: slog.New(slog.DiscardHandler)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

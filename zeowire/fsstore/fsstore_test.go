@@ -566,7 +566,9 @@ func TestRecordIterNext(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		tx.Vote()
+		if err := tx.Vote(); err != nil {
+			t.Fatal(err)
+		}
 		if err := tx.Finish(); err != nil {
 			t.Fatal(err)
 		}
@@ -656,7 +658,9 @@ func TestBlobUndo(t *testing.T) {
 	if _, err := tx.Undo(t2); err != nil {
 		t.Fatal(err)
 	}
-	tx.Vote()
+	if err := tx.Vote(); err != nil {
+		t.Fatal(err)
+	}
 	if err := tx.Finish(); err != nil {
 		t.Fatal(err)
 	}
@@ -693,7 +697,9 @@ func TestConcurrentLoads(t *testing.T) {
 			tx.Abort()
 			return
 		}
-		tx.Vote()
+		if err := tx.Vote(); err != nil {
+			t.Fatal(err)
+		}
 		if err := tx.Finish(); err != nil {
 			t.Error(err)
 		}
@@ -805,7 +811,9 @@ func TestIteratorAcrossPack(t *testing.T) {
 		if err := tx.Store(0, serial, []byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
-		tx.Vote()
+		if err := tx.Vote(); err != nil {
+			t.Fatal(err)
+		}
 		if err := tx.Finish(); err != nil {
 			t.Fatal(err)
 		}
@@ -853,16 +861,7 @@ func TestUndoChains(t *testing.T) {
 	tid := zeowire.TidFromTime(time.Now().Add(-time.Hour))
 	run := func(f func(tx zeowire.StorageTxn) error) (zeowire.Tid, error) {
 		tid++
-		tx, err := st.Begin(ctx, zeowire.TxnMeta{Tid: tid})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f(tx); err != nil {
-			tx.Abort()
-			return 0, err
-		}
-		tx.Vote()
-		return tid, tx.Finish()
+		return tid, commitWith(t, st, tid, f)
 	}
 	load := func() string {
 		rev, _, err := st.LoadBefore(ctx, 1, zeowire.Tid(1<<62))
@@ -917,16 +916,7 @@ func TestUndoSeveralInOne(t *testing.T) {
 	tid := zeowire.TidFromTime(time.Now().Add(-time.Hour))
 	run := func(f func(tx zeowire.StorageTxn) error) (zeowire.Tid, error) {
 		tid++
-		tx, err := st.Begin(ctx, zeowire.TxnMeta{Tid: tid})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f(tx); err != nil {
-			tx.Abort()
-			return 0, err
-		}
-		tx.Vote()
-		return tid, tx.Finish()
+		return tid, commitWith(t, st, tid, f)
 	}
 	t1, _ := run(func(tx zeowire.StorageTxn) error { return tx.Store(1, 0, []byte("A")) })
 	t2, _ := run(func(tx zeowire.StorageTxn) error { return tx.Store(1, t1, []byte("B")) })
@@ -975,7 +965,9 @@ func TestCloseWithTransactionInProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	tx.Store(0, 0, []byte("root"))
-	tx.Vote()
+	if err := tx.Vote(); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.Close(); err == nil {
 		t.Fatal("Close with a transaction in progress reported no error")
 	}
@@ -1210,7 +1202,9 @@ func TestIterateFrom(t *testing.T) {
 		if err := tx.Store(0, serial, []byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
-		tx.Vote()
+		if err := tx.Vote(); err != nil {
+			t.Fatal(err)
+		}
 		if err := tx.Finish(); err != nil {
 			t.Fatal(err)
 		}
@@ -1317,4 +1311,22 @@ func TestVoteWritesTransaction(t *testing.T) {
 	if err := fsformat.Verify(path, fsformat.VerifyOptions{Deep: true}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// commitWith runs f in a storage transaction with tid and commits it; an
+// error of f aborts the transaction and is returned.
+func commitWith(t *testing.T, st *Store, tid zeowire.Tid, f func(tx zeowire.StorageTxn) error) error {
+	t.Helper()
+	tx, err := st.Begin(context.Background(), zeowire.TxnMeta{Tid: tid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f(tx); err != nil {
+		tx.Abort()
+		return err
+	}
+	if err := tx.Vote(); err != nil {
+		t.Fatal(err)
+	}
+	return tx.Finish()
 }
