@@ -252,6 +252,33 @@ func (d *Decoder) readByte() (byte, error) {
 	return b, nil
 }
 
+// readSized reads the unsigned little-endian length that follows op (1, 4
+// or 8 bytes, by opcode) and then that many bytes.
+func (d *Decoder) readSized(op byte) ([]byte, error) {
+	var n uint64
+	switch op {
+	case opcode.ShortBinString, opcode.ShortBinBytes, opcode.ShortBinUnicode:
+		b, err := d.readByte()
+		if err != nil {
+			return nil, err
+		}
+		n = uint64(b)
+	case opcode.BinBytes, opcode.BinUnicode:
+		b, err := d.read(4)
+		if err != nil {
+			return nil, err
+		}
+		n = uint64(binary.LittleEndian.Uint32(b))
+	default: // BINBYTES8, BINUNICODE8, BYTEARRAY8
+		b, err := d.read(8)
+		if err != nil {
+			return nil, err
+		}
+		n = binary.LittleEndian.Uint64(b)
+	}
+	return d.read(n)
+}
+
 // readLine returns the bytes up to (not including) the next newline.
 func (d *Decoder) readLine() ([]byte, error) {
 	for i := d.pos; i < len(d.data); i++ {
@@ -337,6 +364,24 @@ func (d *Decoder) findGlobal(module, name string) (any, error) {
 		return nil, &GlobalError{Module: module, Name: name, Err: err}
 	}
 	return v, nil
+}
+
+// pushTextNumber reads the newline-ended text of INT, LONG or FLOAT and
+// pushes its value.
+func pushTextNumber[T any](d *Decoder, parse func([]byte) (T, error)) error {
+	line, err := d.readLine()
+	if err != nil {
+		return err
+	}
+	if len(line) == 0 {
+		return ErrTruncated
+	}
+	v, err := parse(line)
+	if err != nil {
+		return err
+	}
+	d.push(v)
+	return nil
 }
 
 // step executes one opcode other than STOP.
@@ -440,44 +485,11 @@ func (d *Decoder) step(op byte) error {
 		}
 		d.push(decodeLong(b))
 	case opcode.Int:
-		line, err := d.readLine()
-		if err != nil {
-			return err
-		}
-		if len(line) == 0 {
-			return ErrTruncated
-		}
-		v, err := parseINT(line)
-		if err != nil {
-			return err
-		}
-		d.push(v)
+		return pushTextNumber(d, parseINT)
 	case opcode.Long:
-		line, err := d.readLine()
-		if err != nil {
-			return err
-		}
-		if len(line) == 0 {
-			return ErrTruncated
-		}
-		v, err := parseLONG(line)
-		if err != nil {
-			return err
-		}
-		d.push(v)
+		return pushTextNumber(d, parseLONG)
 	case opcode.Float:
-		line, err := d.readLine()
-		if err != nil {
-			return err
-		}
-		if len(line) == 0 {
-			return ErrTruncated
-		}
-		f, err := parseFLOAT(line)
-		if err != nil {
-			return err
-		}
-		d.push(f)
+		return pushTextNumber(d, parseFLOAT)
 	case opcode.BinFloat:
 		b, err := d.read(8)
 		if err != nil {
@@ -509,40 +521,18 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(d.bytesValue(s))
-	case opcode.ShortBinString, opcode.ShortBinBytes:
-		n, err := d.readByte()
-		if err != nil {
-			return err
-		}
-		s, err := d.read(uint64(n))
+	case opcode.ShortBinString, opcode.ShortBinBytes, opcode.BinBytes, opcode.BinBytes8:
+		s, err := d.readSized(op)
 		if err != nil {
 			return err
 		}
 		d.push(d.bytesValue(s))
-	case opcode.BinBytes:
-		b, err := d.read(4)
+	case opcode.ByteArray8:
+		s, err := d.readSized(op)
 		if err != nil {
 			return err
 		}
-		s, err := d.read(uint64(binary.LittleEndian.Uint32(b)))
-		if err != nil {
-			return err
-		}
-		d.push(d.bytesValue(s))
-	case opcode.BinBytes8, opcode.ByteArray8:
-		b, err := d.read(8)
-		if err != nil {
-			return err
-		}
-		s, err := d.read(binary.LittleEndian.Uint64(b))
-		if err != nil {
-			return err
-		}
-		if op == opcode.ByteArray8 {
-			d.push(ByteArray(append([]byte(nil), s...)))
-		} else {
-			d.push(d.bytesValue(s))
-		}
+		d.push(ByteArray(append([]byte(nil), s...)))
 	case opcode.Unicode:
 		line, err := d.readLine()
 		if err != nil {
@@ -553,38 +543,8 @@ func (d *Decoder) step(op byte) error {
 			return err
 		}
 		d.push(s)
-	case opcode.BinUnicode:
-		b, err := d.read(4)
-		if err != nil {
-			return err
-		}
-		s, err := d.read(uint64(binary.LittleEndian.Uint32(b)))
-		if err != nil {
-			return err
-		}
-		if err := checkUTF8(s); err != nil {
-			return err
-		}
-		d.push(d.str(s))
-	case opcode.ShortBinUnicode:
-		n, err := d.readByte()
-		if err != nil {
-			return err
-		}
-		s, err := d.read(uint64(n))
-		if err != nil {
-			return err
-		}
-		if err := checkUTF8(s); err != nil {
-			return err
-		}
-		d.push(d.str(s))
-	case opcode.BinUnicode8:
-		b, err := d.read(8)
-		if err != nil {
-			return err
-		}
-		s, err := d.read(binary.LittleEndian.Uint64(b))
+	case opcode.ShortBinUnicode, opcode.BinUnicode, opcode.BinUnicode8:
+		s, err := d.readSized(op)
 		if err != nil {
 			return err
 		}
