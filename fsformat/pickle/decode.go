@@ -252,6 +252,26 @@ func (d *Decoder) readByte() (byte, error) {
 	return b, nil
 }
 
+// readGlobalName reads the two newline-ended names of GLOBAL and INST,
+// which must be UTF-8 text.
+func (d *Decoder) readGlobalName() (module, name string, err error) {
+	m, err := d.readLine()
+	if err != nil {
+		return "", "", err
+	}
+	n, err := d.readLine()
+	if err != nil {
+		return "", "", err
+	}
+	if err := checkUTF8(m); err != nil {
+		return "", "", err
+	}
+	if err := checkUTF8(n); err != nil {
+		return "", "", err
+	}
+	return string(m), string(n), nil
+}
+
 // readSized reads the unsigned little-endian length that follows op (1, 4
 // or 8 bytes, by opcode) and then that many bytes.
 func (d *Decoder) readSized(op byte) ([]byte, error) {
@@ -776,21 +796,11 @@ func (d *Decoder) step(op byte) error {
 		d.push(v)
 
 	case opcode.Global:
-		module, err := d.readLine()
+		module, name, err := d.readGlobalName()
 		if err != nil {
 			return err
 		}
-		name, err := d.readLine()
-		if err != nil {
-			return err
-		}
-		if err := checkUTF8(module); err != nil {
-			return err
-		}
-		if err := checkUTF8(name); err != nil {
-			return err
-		}
-		g, err := d.findGlobal(string(module), string(name))
+		g, err := d.findGlobal(module, name)
 		if err != nil {
 			return err
 		}
@@ -815,25 +825,15 @@ func (d *Decoder) step(op byte) error {
 		}
 		d.push(g)
 	case opcode.Inst:
-		module, err := d.readLine()
+		module, name, err := d.readGlobalName()
 		if err != nil {
-			return err
-		}
-		name, err := d.readLine()
-		if err != nil {
-			return err
-		}
-		if err := checkUTF8(module); err != nil {
-			return err
-		}
-		if err := checkUTF8(name); err != nil {
 			return err
 		}
 		m, err := d.popMark()
 		if err != nil {
 			return err
 		}
-		g, err := d.findGlobal(string(module), string(name))
+		g, err := d.findGlobal(module, name)
 		if err != nil {
 			return err
 		}
