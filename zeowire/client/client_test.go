@@ -70,20 +70,26 @@ func encodings(t *testing.T, f func(t *testing.T, msgpack bool)) {
 	t.Run("M5", func(t *testing.T) { f(t, true) })
 }
 
-// deadAddr is a TCP address nothing listens on.
+// deadAddr is the address of a server that is down: it hangs up on every
+// connection before saying anything. It listens (on 127.0.0.1, as every
+// test server) until the test ends, so that no other test server can be
+// handed its port and answer for it.
 func deadAddr(t testing.TB) string {
-	// 127.0.0.2 (still loopback) so that the servers other tests start on
-	// 127.0.0.1:0 cannot be handed the closed port and answer for it.
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
-	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			nc.Close()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 func TestCommitReadIterate(t *testing.T) {
