@@ -34,6 +34,9 @@ import (
 // DefaultServeAddress is where `zodbctl serve` with no options listens.
 const DefaultServeAddress = "127.0.0.1:8100"
 
+// defaultServeAddress is DefaultServeAddress; tests make it port 0.
+var defaultServeAddress = DefaultServeAddress
+
 // shutdownGrace is how long a stopping server lets in-flight calls finish.
 const shutdownGrace = 10 * time.Second
 
@@ -95,13 +98,13 @@ func serveDefault(c *cli.Context) error {
 	if err := os.MkdirAll("var", 0o755); err != nil {
 		return exitWith(ExitFailure, "serve: %v", err)
 	}
-	cfg, err := mkinstance.FlagConfig(DefaultServeAddress, []string{filepath.Join("var", "Data1.fs"), filepath.Join("var", "Data2.fs")})
+	cfg, err := mkinstance.FlagConfig(defaultServeAddress, []string{filepath.Join("var", "Data1.fs"), filepath.Join("var", "Data2.fs")})
 	if err != nil {
 		return usageError("serve: %v", err)
 	}
-	banner := func() {
+	banner := func(addr string) {
 		w := c.App.ErrWriter
-		fmt.Fprintf(w, "zodbctl serve: no configuration given; serving databases 1 (var/Data1.fs) and 2 (var/Data2.fs) on %s\n", DefaultServeAddress)
+		fmt.Fprintf(w, "zodbctl serve: no configuration given; serving databases 1 (var/Data1.fs) and 2 (var/Data2.fs) on %s\n", addr)
 		fmt.Fprintf(w, `Connect Zope/Plone with this in zope.conf:
     <zodb_db main>
         mount-point /
@@ -118,7 +121,7 @@ func serveDefault(c *cli.Context) error {
         </zeoclient>
     </zodb_db>
 or look at it with: zodbctl connect -s %[1]s info
-`, DefaultServeAddress)
+`, addr)
 	}
 	return serveWith(c, cfg, banner)
 }
@@ -257,7 +260,7 @@ func runServe(c *cli.Context, cfg *mkinstance.ServerConfig) error { return serve
 
 // serveWith is runServe; listening, if not nil, runs once the server
 // listens (the default instance's instructions).
-func serveWith(c *cli.Context, cfg *mkinstance.ServerConfig, listening func()) error {
+func serveWith(c *cli.Context, cfg *mkinstance.ServerConfig, listening func(addr string)) error {
 	// serveConfig applies -t and --pid-file only on top of -C; do it here
 	// for -a/-f too (idempotent with -C).
 	if p := c.String("pid-file"); p != "" {
@@ -432,7 +435,7 @@ func serveWith(c *cli.Context, cfg *mkinstance.ServerConfig, listening func()) e
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if listening != nil {
-		listening()
+		listening(ln.Addr().String())
 	}
 	if serveStarted != nil {
 		serveStarted(ln.Addr(), func() { stop("SIGTERM") })

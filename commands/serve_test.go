@@ -274,16 +274,15 @@ func TestServeFileStorages(t *testing.T) {
 }
 
 // TestServeDefaultInstance: no options at all serves var/Data1.fs and
-// var/Data2.fs; the address is the fixed default, so this only runs when it
-// is free.
+// var/Data2.fs and says how to connect (on port 0 here instead of the fixed
+// default, as every test server).
 func TestServeDefaultInstance(t *testing.T) {
-	if err := mkinstanceFree(DefaultServeAddress); err != nil {
-		t.Skip(err)
-	}
+	defaultServeAddress = "127.0.0.1:0" // tests listen on port 0 only
+	t.Cleanup(func() { defaultServeAddress = DefaultServeAddress })
 	dir := t.TempDir()
 	t.Chdir(dir)
 	addr, stop, done := startServe(t, "--log-json")
-	if addr != DefaultServeAddress {
+	if !strings.HasPrefix(addr, "127.0.0.1:") || addr == "127.0.0.1:0" {
 		t.Errorf("address %s", addr)
 	}
 	c := zeoDial(t, addr, "2")
@@ -293,7 +292,7 @@ func TestServeDefaultInstance(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"storage 2", "zodbctl connect -s 127.0.0.1:8100 info", `"msg":"listening on 127.0.0.1:8100"`} {
+	for _, want := range []string{"storage 2", "server " + addr + "\n", "zodbctl connect -s " + addr + " info", `"msg":"listening on ` + addr + `"`} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}
@@ -303,14 +302,6 @@ func TestServeDefaultInstance(t *testing.T) {
 			t.Error(err)
 		}
 	}
-}
-
-func mkinstanceFree(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return l.Close()
 }
 
 // TestServeLockedStorage: a Data.fs already locked makes serve fail with
