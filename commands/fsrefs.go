@@ -23,7 +23,9 @@ func init() {
 revision holds a (local, strong) reference to an oid that is not in the
 index ("missing"), whose creation was undone, or that fails to load, a report
 naming the object, its class, the tid that last changed it, and each bad
-reference. The exit status is 0 whatever is found, as with fsrefs.py.
+reference. The exit status is 0 whatever is found, as with fsrefs.py;
+with --strict it is 1 when a bad reference was reported (for scripts and
+monitoring: zodbctl fsrefs --strict Data.fs >report || alert).
 
 Opening checks the file as FileStorage does: its warnings (time-stamp
 reduction, invalid status, incorrect previous pointer) go to stderr; damage
@@ -37,6 +39,7 @@ load", "object creation was undone"), ref_class.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "v", Usage: "report why objects fail to load (stderr)"},
 			&cli.BoolFlag{Name: "json", Usage: "write JSON Lines (fields in the description)"},
+			&cli.BoolFlag{Name: "strict", Usage: "exit 1 when a bad reference is found (fsrefs.py exits 0)"},
 		},
 		Action: runFsrefs,
 	})
@@ -55,11 +58,13 @@ func runFsrefs(c *cli.Context) error {
 	w := bufio.NewWriterSize(c.App.Writer, 1<<16)
 	jl := newJSONLines(c.App.Writer) // flushed per line, like every --json
 	var line []byte
+	broken := 0
 	err = analysis.CheckRefs(cur, func(f analysis.LoadFailure) {
 		if c.Bool("v") {
 			fmt.Fprintf(errw, "oid %s failed to load: %v\n", f.Oid.Repr(), f.Err)
 		}
 	}, func(o *analysis.BrokenObject) error {
+		broken++
 		if c.Bool("json") {
 			for _, r := range o.Refs {
 				if err := jl.Write(struct {
@@ -93,6 +98,9 @@ func runFsrefs(c *cli.Context) error {
 	}
 	if err != nil {
 		return exitWith(ExitFailure, "fsrefs: %v", err)
+	}
+	if broken > 0 && c.Bool("strict") {
+		return exitWith(ExitFailure, "fsrefs: %d object(s) with bad references", broken)
 	}
 	return nil
 }

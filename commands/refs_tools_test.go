@@ -390,3 +390,20 @@ func TestNetspaceOptions(t *testing.T) {
 		t.Errorf("Data1.fs: exit %d, stderr %q, stdout:\n%s", code, errs, out)
 	}
 }
+
+// TestFsrefsStrict: --strict keeps fsrefs.py's report and makes a found bad
+// reference exit 1, so scripts can rely on the status; default stays 0.
+func TestFsrefsStrict(t *testing.T) {
+	dangling := "../testdata/fs/dangling.fs"
+	plain, _, exit := run(t, "fsrefs", dangling)
+	if exit != 0 || plain == "" {
+		t.Fatalf("fsrefs: exit %d, %d bytes", exit, len(plain))
+	}
+	out, errs, exit := run(t, "fsrefs", "--strict", dangling)
+	if exit != 1 || out != plain || errs != "fsrefs: 2 object(s) with bad references\n" {
+		t.Errorf("--strict on dangling.fs: exit %d, stderr %q, same report %v", exit, errs, out == plain)
+	}
+	if out, errs, exit := run(t, "fsrefs", "--strict", "../testdata/fs/basic.fs"); exit != 0 || out != "" || errs != "" {
+		t.Errorf("--strict on basic.fs: exit %d %q %q", exit, out, errs)
+	}
+}
