@@ -52,6 +52,14 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			return usageError("%v", err)
 		},
 		HideVersion: true,
+		// Without this, cli answers an unknown command with "No help topic"
+		// and exit status 3 (ExitNotFound means "not running" here).
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError("unknown command %q (zodbctl --help lists them)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 	}
 }
 

@@ -454,3 +454,16 @@ func TestVersionRecord(t *testing.T) {
 		t.Errorf("fsdump --verbose: exit %d, %q, stdout:\n%s", exit, errs, out)
 	}
 }
+
+// TestUnknownCommand: a mistyped command is a usage error (exit 2, one
+// line), not cli's "No help topic" with exit 3 (which here means "not
+// running").
+func TestUnknownCommand(t *testing.T) {
+	out, errs, exit := run(t, "fsdumb", "Data.fs")
+	if exit != ExitUsage || out != "" || errs != "zodbctl: unknown command \"fsdumb\" (zodbctl --help lists them)\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q", exit, out, errs)
+	}
+	if out, _, exit := run(t); exit != 0 || !strings.Contains(out, "COMMANDS:") {
+		t.Errorf("no arguments: exit %d, %q", exit, out)
+	}
+}
