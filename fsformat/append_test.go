@@ -207,8 +207,10 @@ func TestAppenderCrash(t *testing.T) {
 	good := a.Pos()
 	a.Begin(TxnMeta{})
 	a.Store(0, bytes.Repeat([]byte("z"), 3000))
-	a.w.Flush() // the records reached the file, the commit did not finish
-	a.f.Close() // crash
+	if err := a.Prepare(); err != nil { // voted: all on disk, status 'c'
+		t.Fatal(err)
+	}
+	a.f.Close() // crash before tpc_finish
 
 	var ve *VerifyError
 	if err := Verify(dst, VerifyOptions{}); !errors.As(err, &ve) || !strings.Contains(ve.Msg, "truncated possibly because of damaged records") && !strings.Contains(ve.Msg, "checkpoint") {
