@@ -30,42 +30,44 @@ func oidArg(c *cli.Context) (zeowire.Oid, error) {
 	return parseOidArg(pos[0])
 }
 
-// loadAt loads oid as current (at == "") or as of the tid at.
-func loadAt(c *cli.Context, cl *client.Client, oid zeowire.Oid, at string) (zeowire.Revision, error) {
+// dialAndLoad reads the OID argument and --at (before any I/O, so that a
+// bad argument is a usage error even with the server down), connects and
+// loads oid as current or as of the tid --at. The caller closes cl.
+func dialAndLoad(c *cli.Context) (cl *client.Client, oid zeowire.Oid, rev zeowire.Revision, err error) {
+	if oid, err = oidArg(c); err != nil {
+		return nil, 0, rev, err
+	}
+	at := c.String("at")
 	before := zeowire.MaxTid
 	if at != "" {
 		t, err := parseTidArg("--at", at)
 		if err != nil {
-			return zeowire.Revision{}, err
+			return nil, 0, rev, err
 		}
 		if t < zeowire.MaxTid {
 			before = t + 1
 		}
 	}
+	if cl, err = dial(c, true, nil); err != nil {
+		return nil, 0, rev, err
+	}
 	rev, ok, err := cl.LoadBefore(c.Context, oid, before)
+	if err == nil && !ok {
+		err = fmt.Errorf("%s: loadBefore: oid %s: %w %s", cl.Addr(), oid, errNoRevision, at)
+	}
 	if err != nil {
-		return rev, connectErr(err)
+		cl.Close()
+		return nil, 0, rev, connectErr(err)
 	}
-	if !ok {
-		return rev, connectErr(fmt.Errorf("%s: loadBefore: oid %s: %w %s", cl.Addr(), oid, errNoRevision, at))
-	}
-	return rev, nil
+	return cl, oid, rev, nil
 }
 
 func runConnectLoad(c *cli.Context) error {
-	oid, err := oidArg(c)
-	if err != nil {
-		return err
-	}
-	cl, err := dial(c, true, nil)
+	cl, oid, rev, err := dialAndLoad(c)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	rev, err := loadAt(c, cl, oid, c.String("at"))
-	if err != nil {
-		return err
-	}
 	switch {
 	case c.Bool("json"):
 		j := struct {
@@ -164,19 +166,11 @@ func runConnectHistory(c *cli.Context) error {
 }
 
 func runConnectCat(c *cli.Context) error {
-	oid, err := oidArg(c)
-	if err != nil {
-		return err
-	}
-	cl, err := dial(c, true, nil)
+	cl, oid, rev, err := dialAndLoad(c)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	rev, err := loadAt(c, cl, oid, c.String("at"))
-	if err != nil {
-		return err
-	}
 	d := pickle.NewDecoder(rev.Data)
 	d.FindGlobal = pickle.AnyGlobal
 	if _, err := d.Decode(); err != nil {

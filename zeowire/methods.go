@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 
 	"github.com/zodbctl/zodbctl/fsformat/pickle"
@@ -860,9 +859,4 @@ func (c *serverConn) iteratorGC(_ context.Context, _ *Message, a []any) (any, er
 }
 
 // txnIDEqual compares client transaction ids (opaque ints).
-func txnIDEqual(a, b any) bool {
-	if ai, ok := a.(*big.Int); ok {
-		return Equal(ai, b)
-	}
-	return Equal(a, b)
-}
+func txnIDEqual(a, b any) bool { return Equal(a, b) }

@@ -193,35 +193,16 @@ func equalSlices(x, y []any) bool {
 	return true
 }
 
-// describe names the Python type of a wire value for error messages.
+// describe names the Python type of a wire value for error messages: as
+// pickle.TypeName, with None for nil and the length of bytes.
 func describe(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "None"
-	case bool:
-		return "bool"
-	case int64, *big.Int:
-		return "int"
-	case float64:
-		return "float"
-	case string:
-		return "str"
 	case []byte:
 		return fmt.Sprintf("bytes of length %d", len(x))
-	case Tuple:
-		return "tuple"
-	case List:
-		return "list"
-	case Dict:
-		return "dict"
-	case pickle.Global:
-		return "global " + x.String()
-	case *pickle.Object:
-		return "object"
-	case pickle.Set:
-		return "set"
 	}
-	return fmt.Sprintf("%T", v)
+	return pickle.TypeName(v)
 }
 
 // Repr renders a wire value as Python's repr does (for messages and logs;

@@ -1090,6 +1090,10 @@ func encodeRune(r rune) string {
 	return string(b[:n])
 }
 
+// TypeName is the Python type name of a decoded value, for error messages
+// ("NoneType", "int", "bytes", "tuple", "global module.name", …).
+func TypeName(v any) string { return typeName(v) }
+
 func typeName(v any) string {
 	switch x := v.(type) {
 	case nil:
