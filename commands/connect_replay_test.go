@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/zodbctl/zodbctl/zeowire"
+	"github.com/zodbctl/zodbctl/zeowire/zeotest"
 )
 
 // A server that answers from a transcript recorded between the real Python
@@ -241,7 +242,7 @@ func (s *connReplayServer) check(t *testing.T) {
 }
 
 func TestConnectAgainstRecordedPythonServer(t *testing.T) {
-	connNoLeaks(t)
+	zeotest.NoLeaks(t)
 
 	// History and iteration (pickle).
 	tr := connLoadTranscript(t, "h-history-iteration")

@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,61 +31,10 @@ import (
 	"github.com/zodbctl/zodbctl/zeowire/client"
 	"github.com/zodbctl/zodbctl/zeowire/fsstore"
 	"github.com/zodbctl/zodbctl/zeowire/memstore"
+	"github.com/zodbctl/zodbctl/zeowire/zeotest"
 )
 
 // connZeoServer is an in-process zeowire.Server on 127.0.0.1:0.
-type connZeoServer struct {
-	srv      *zeowire.Server
-	addr     string
-	done     chan error
-	stopOnce sync.Once
-}
-
-func connStartZEO(t testing.TB, msgpack bool, st zeowire.Storage, tweak ...func(*zeowire.Server)) *connZeoServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &connZeoServer{srv: &zeowire.Server{Storages: map[string]zeowire.Storage{"1": st}, Msgpack: msgpack},
-		addr: ln.Addr().String(), done: make(chan error, 1)}
-	for _, f := range tweak {
-		f(s.srv)
-	}
-	go func() { s.done <- s.srv.Serve(ln) }()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *connZeoServer) stop() {
-	s.stopOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.srv.Shutdown(ctx)
-		<-s.done
-	})
-}
-
-// connNoLeaks fails the test if it leaves goroutines behind.
-func connNoLeaks(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines leaked:\n%s", n-before, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
-
-func connBothEncodings(t *testing.T, f func(t *testing.T, msgpack bool)) {
-	t.Run("Z5", func(t *testing.T) { f(t, false) })
-	t.Run("M5", func(t *testing.T) { f(t, true) })
-}
-
 func connectRun(args ...string) (string, string, int) {
 	var o, e bytes.Buffer
 	code := Run(append([]string{"zodbctl", "connect"}, args...), &o, &e)
@@ -168,10 +116,10 @@ func connJsonLinesOf(t *testing.T, out string) []map[string]any {
 }
 
 func TestConnectTransactionsAgreesWithFsdump(t *testing.T) {
-	connBothEncodings(t, func(t *testing.T, msgpack bool) {
-		connNoLeaks(t)
-		s := connStartZEO(t, msgpack, connMemFromFile(t, connBasicFS))
-		out, errOut, code := connectRun("-s", s.addr, "transactions", "--json")
+	zeotest.BothEncodings(t, func(t *testing.T, msgpack bool) {
+		zeotest.NoLeaks(t)
+		s := zeotest.Start(t, msgpack, connMemFromFile(t, connBasicFS))
+		out, errOut, code := connectRun("-s", s.Addr, "transactions", "--json")
 		if code != 0 || errOut != "" {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
@@ -195,7 +143,7 @@ func TestConnectTransactionsAgreesWithFsdump(t *testing.T) {
 		}
 
 		// Text: fsdump's lines without offsets and transaction sizes.
-		out, _, code = connectRun("-s", s.addr, "transactions")
+		out, _, code = connectRun("-s", s.Addr, "transactions")
 		fsText, err := os.ReadFile("../testdata/fs/basic.fs.fsdump.txt")
 		if err != nil || code != 0 {
 			t.Fatal(err, code)
@@ -211,7 +159,7 @@ func TestConnectTransactionsAgreesWithFsdump(t *testing.T) {
 
 		// A range: --since/--until are inclusive.
 		tids := []string{want[2]["tid"].(string), want[4]["tid"].(string)}
-		out, _, code = connectRun("-s", s.addr, "transactions", "--json", "--since", tids[0], "--until", tids[1])
+		out, _, code = connectRun("-s", s.Addr, "transactions", "--json", "--since", tids[0], "--until", tids[1])
 		if r := connJsonLinesOf(t, out); code != 0 || len(r) != 3 || r[0]["tid"] != tids[0] || r[2]["tid"] != tids[1] {
 			t.Errorf("range: exit %d %s", code, out)
 		}
@@ -256,10 +204,10 @@ func connFsdumpJSON(t *testing.T, path string) (string, string, int) {
 }
 
 func TestConnectSubcommands(t *testing.T) {
-	connBothEncodings(t, func(t *testing.T, msgpack bool) {
-		connNoLeaks(t)
+	zeotest.BothEncodings(t, func(t *testing.T, msgpack bool) {
+		zeotest.NoLeaks(t)
 		st := connMemFromFile(t, connBasicFS)
-		s := connStartZEO(t, msgpack, st)
+		s := zeotest.Start(t, msgpack, st)
 		ctx := context.Background()
 		last := st.LastTransaction()
 		letter := "Z"
@@ -267,18 +215,18 @@ func TestConnectSubcommands(t *testing.T) {
 			letter = "M"
 		}
 
-		out, errOut, code := connectRun("-s", s.addr, "last-tid")
+		out, errOut, code := connectRun("-s", s.Addr, "last-tid")
 		if code != 0 || out != last.String()+"\n" || errOut != "" {
 			t.Errorf("last-tid: %d %q %q", code, out, errOut)
 		}
-		out, _, _ = connectRun("-s", s.addr, "last-tid", "--json")
+		out, _, _ = connectRun("-s", s.Addr, "last-tid", "--json")
 		if j := connJsonLinesOf(t, out); j[0]["tid"] != last.String() || !strings.HasPrefix(j[0]["time"].(string), "2024-") {
 			t.Errorf("last-tid --json: %s", out)
 		}
 
-		out, _, code = connectRun("-s", s.addr, "info")
+		out, _, code = connectRun("-s", s.Addr, "info")
 		info := st.Info()
-		for _, want := range []string{"address: " + s.addr + "\n", "storage: 1\n", "name: " + connBasicFS + "\n",
+		for _, want := range []string{"address: " + s.Addr + "\n", "storage: 1\n", "name: " + connBasicFS + "\n",
 			"length: " + connItoa(info.Length) + "\n", "size: " + connItoa(info.Size) + "\n",
 			"last-transaction: " + last.String() + " " + fsformat.Tid(last).Time().String() + "\n",
 			"read-only: false\n", "protocol: " + letter + "5\n", "ZODB.interfaces.IStorageIteration"} {
@@ -286,26 +234,26 @@ func TestConnectSubcommands(t *testing.T) {
 				t.Errorf("info lacks %q:\n%s", want, out)
 			}
 		}
-		out, _, code = connectRun("-s", s.addr, "info", "--json")
+		out, _, code = connectRun("-s", s.Addr, "info", "--json")
 		if j := connJsonLinesOf(t, out); code != 0 || j[0]["last_tid"] != last.String() || j[0]["read_only"] != false || j[0]["protocol"] != letter+"5" {
 			t.Errorf("info --json: %s", out)
 		}
 
-		out, _, code = connectRun("-s", s.addr, "status")
+		out, _, code = connectRun("-s", s.Addr, "status")
 		if code != 0 || !strings.Contains(out, "\nconnections: ") || !strings.Contains(out, "\nlast-transaction: "+last.String()+"\n") ||
 			!strings.Contains(out, "\nlock_time: None\n") {
 			t.Errorf("status: %s", out)
 		}
-		out, _, code = connectRun("-s", s.addr, "status", "--json")
-		if code != 0 || !regexp.MustCompile(`^\{"address":"`+s.addr+`","storage":"1","status":\{"connections":\d+,"loads":`).MatchString(out) {
+		out, _, code = connectRun("-s", s.Addr, "status", "--json")
+		if code != 0 || !regexp.MustCompile(`^\{"address":"`+s.Addr+`","storage":"1","status":\{"connections":\d+,"loads":`).MatchString(out) {
 			t.Errorf("status --json: %s", out)
 		}
-		out, _, code = connectRun("-s", s.addr, "status", "--ruok", "--json")
+		out, _, code = connectRun("-s", s.Addr, "status", "--ruok", "--json")
 		if code != 0 || !regexp.MustCompile(`^\{"1": \{"connections": \d+, "loads": `).MatchString(out) {
 			t.Errorf("ruok --json: %s", out)
 		}
-		out, _, code = connectRun("-s", s.addr, "status", "--ruok")
-		if code != 0 || !strings.HasPrefix(out, "address: "+s.addr+"\nstorage 1:\n  connections: ") || !strings.Contains(out, "  lock_time: None\n") {
+		out, _, code = connectRun("-s", s.Addr, "status", "--ruok")
+		if code != 0 || !strings.HasPrefix(out, "address: "+s.Addr+"\nstorage 1:\n  connections: ") || !strings.Contains(out, "  lock_time: None\n") {
 			t.Errorf("ruok: %s", out)
 		}
 
@@ -314,7 +262,7 @@ func TestConnectSubcommands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, _, code = connectRun("-s", s.addr, "load", "1")
+		out, _, code = connectRun("-s", s.Addr, "load", "1")
 		if code != 0 || out != string(rev.Data) {
 			t.Errorf("load: %d %q", code, out)
 		}
@@ -323,38 +271,38 @@ func TestConnectSubcommands(t *testing.T) {
 			t.Fatal("oid 1 needs two revisions", err)
 		}
 		old, _, _ := st.LoadBefore(ctx, 1, h[0].Tid)
-		out, _, code = connectRun("-s", s.addr, "load", "0x01", "--at", h[1].Tid.String())
+		out, _, code = connectRun("-s", s.Addr, "load", "0x01", "--at", h[1].Tid.String())
 		if code != 0 || out != string(old.Data) {
 			t.Errorf("load --at: %d %q", code, out)
 		}
-		out, _, code = connectRun("-s", s.addr, "load", "1", "--json")
+		out, _, code = connectRun("-s", s.Addr, "load", "1", "--json")
 		j := connJsonLinesOf(t, out)
 		if b, _ := base64.StdEncoding.DecodeString(j[0]["data_base64"].(string)); code != 0 || string(b) != string(rev.Data) || j[0]["tid"] != rev.Start.String() {
 			t.Errorf("load --json: %s", out)
 		}
-		out, _, code = connectRun("-s", s.addr, "load", "0", "--decode")
+		out, _, code = connectRun("-s", s.Addr, "load", "0", "--decode")
 		if code != 0 || !strings.Contains(out, "\nclass: persistent.mapping.PersistentMapping\nstate: {'data': {") {
 			t.Errorf("load --decode: %s", out)
 		}
 
-		out, _, code = connectRun("-s", s.addr, "history", "1", "-n", "2")
+		out, _, code = connectRun("-s", s.Addr, "history", "1", "-n", "2")
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], h[0].Tid.String()+" ") ||
 			!strings.Contains(lines[1], " description="+connQuoteBytes(h[1].Description)) {
 			t.Errorf("history: %s", out)
 		}
-		out, _, code = connectRun("-s", s.addr, "history", "1", "--json")
+		out, _, code = connectRun("-s", s.Addr, "history", "1", "--json")
 		if j := connJsonLinesOf(t, out); code != 0 || len(j) != len(h) || j[0]["tid"] != h[0].Tid.String() || j[0]["size"] != float64(h[0].Size) {
 			t.Errorf("history --json: %s", out)
 		}
 
-		out, _, code = connectRun("-s", s.addr, "cat", "0")
+		out, _, code = connectRun("-s", s.Addr, "cat", "0")
 		if code != 0 || !strings.Contains(out, "class: persistent.mapping.PersistentMapping\n") ||
 			!strings.Contains(out, "attributes:\n  data: {") || !strings.Contains(out, "references:\n  0000000000000001") ||
 			!strings.Contains(out, "<ref 0000000000000001 ") {
 			t.Errorf("cat: %s", out)
 		}
-		out, _, code = connectRun("-s", s.addr, "cat", "0", "--json")
+		out, _, code = connectRun("-s", s.Addr, "cat", "0", "--json")
 		if j := connJsonLinesOf(t, out); code != 0 || j[0]["class"] != "persistent.mapping.PersistentMapping" || len(j[0]["references"].([]any)) == 0 {
 			t.Errorf("cat --json: %s", out)
 		}
@@ -362,7 +310,7 @@ func TestConnectSubcommands(t *testing.T) {
 		// copy: the same transactions, verified; fsdump of the copy is
 		// fsdump of the original, offsets included.
 		dest := filepath.Join(t.TempDir(), "copy.fs")
-		out, _, code = connectRun("-s", s.addr, "copy", dest)
+		out, _, code = connectRun("-s", s.Addr, "copy", dest)
 		if code != 0 || !strings.HasPrefix(out, "copied ") {
 			t.Fatalf("copy: %d %s", code, out)
 		}
@@ -383,30 +331,30 @@ func TestConnectSubcommands(t *testing.T) {
 				t.Errorf("the copy differs from the original")
 			}
 		}
-		_, errOut, code = connectRun("-s", s.addr, "copy", dest)
+		_, errOut, code = connectRun("-s", s.Addr, "copy", dest)
 		if code != 1 || errOut != "zodbctl connect: copy: "+dest+" already exists (use --force to replace it)\n" {
 			t.Errorf("copy over: %d %q", code, errOut)
 		}
-		_, _, code = connectRun("-s", s.addr, "copy", "--force", "--json", "--since", h[0].Tid.String(), dest)
+		_, _, code = connectRun("-s", s.Addr, "copy", "--force", "--json", "--since", h[0].Tid.String(), dest)
 		if code != 0 {
 			t.Errorf("copy --since: %d", code)
 		}
 
-		out, _, code = connectRun("-s", s.addr, "pack", "--days", "1")
+		out, _, code = connectRun("-s", s.Addr, "pack", "--days", "1")
 		if code != 0 || !regexp.MustCompile(`^packed storage 1 at \S+ to \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} UTC in \d+\.\d{3}s\n$`).MatchString(out) {
 			t.Errorf("pack: %d %q", code, out)
 		}
-		out, _, code = connectRun("-s", s.addr, "pack", "--json", "--time", "2024-03-04T09:16:00Z")
+		out, _, code = connectRun("-s", s.Addr, "pack", "--json", "--time", "2024-03-04T09:16:00Z")
 		if j := connJsonLinesOf(t, out); code != 0 || j[0]["pack_time"] != "2024-03-04T09:16:00Z" {
 			t.Errorf("pack --json: %s", out)
 		}
 
-		out, _, code = connectRun("-s", s.addr, "check", "--nowrite")
+		out, _, code = connectRun("-s", s.Addr, "check", "--nowrite")
 		if code != 0 || !regexp.MustCompile(`^Elapsed time: \d+\.\d\d\n$`).MatchString(out) {
 			t.Errorf("check --nowrite: %d %q", code, out)
 		}
 		before := st.LastTransaction()
-		out, _, code = connectRun("-s", s.addr, "check", "--json")
+		out, _, code = connectRun("-s", s.Addr, "check", "--json")
 		j = connJsonLinesOf(t, out)
 		if code != 0 || j[0]["status"] != "healthy" || j[0]["wrote"] != true || j[0]["mode"] != "zeoup" || st.LastTransaction() <= before {
 			t.Errorf("check: %d %s", code, out)
@@ -456,14 +404,14 @@ func connQuoteBytes(b []byte) string {
 }
 
 func TestConnectCheckEmptyAndReadOnly(t *testing.T) {
-	connNoLeaks(t)
+	zeotest.NoLeaks(t)
 	st := memstore.New("empty")
-	s := connStartZEO(t, false, st)
-	out, _, code := connectRun("-s", s.addr, "check", "--nowrite")
-	if code != 1 || !strings.HasPrefix(out, "POSKeyError: "+s.addr+": loadBefore: ") {
+	s := zeotest.Start(t, false, st)
+	out, _, code := connectRun("-s", s.Addr, "check", "--nowrite")
+	if code != 1 || !strings.HasPrefix(out, "POSKeyError: "+s.Addr+": loadBefore: ") {
 		t.Errorf("empty nowrite: %d %q", code, out)
 	}
-	out, _, code = connectRun("-s", s.addr, "check")
+	out, _, code = connectRun("-s", s.Addr, "check")
 	if code != 0 || !strings.HasPrefix(out, "Elapsed time: ") {
 		t.Errorf("empty write: %d %q", code, out)
 	}
@@ -490,7 +438,7 @@ func TestConnectCheckEmptyAndReadOnly(t *testing.T) {
 	}
 	// Again: only the counter changes.
 	last := st.LastTransaction()
-	out, _, code = connectRun("-s", s.addr, "check", "--json")
+	out, _, code = connectRun("-s", s.Addr, "check", "--json")
 	if j := connJsonLinesOf(t, out); code != 0 || j[0]["mode"] != "zeoup" {
 		t.Errorf("second check: %d %s", code, out)
 	}
@@ -500,11 +448,11 @@ func TestConnectCheckEmptyAndReadOnly(t *testing.T) {
 	}
 	// A root zodbctl cannot re-pickle exactly is stored again unchanged.
 	odd := connMemFromFile(t, connBasicFS)
-	odd2 := connStartZEO(t, false, odd)
+	odd2 := zeotest.Start(t, false, odd)
 	rootRev, _, _ := odd.LoadBefore(ctx, 0, zeowire.MaxTid)
 	// Same state, but with a memo PUT the C pickler would not write.
 	weird := append(bytes.Clone(rootRev.Data[:len(rootRev.Data)-1]), 'p', '9', '9', '\n', '0', '.')
-	cl, err := client.Connect(ctx, client.Options{Addrs: []string{odd2.addr}})
+	cl, err := client.Connect(ctx, client.Options{Addrs: []string{odd2.Addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,18 +460,18 @@ func TestConnectCheckEmptyAndReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.Close()
-	out, _, code = connectRun("-s", odd2.addr, "check", "--json")
+	out, _, code = connectRun("-s", odd2.Addr, "check", "--json")
 	rootNow, _, _ := odd.LoadBefore(ctx, 0, zeowire.MaxTid)
 	if j := connJsonLinesOf(t, out); code != 0 || j[0]["mode"] != "rewrite-root" || !bytes.Equal(rootNow.Data, weird) {
 		t.Errorf("odd root: %d %s", code, out)
 	}
 
-	ro := connStartZEO(t, true, st, func(s *zeowire.Server) { s.ReadOnly = true })
-	out, _, code = connectRun("-s", ro.addr, "check")
-	if code != 1 || out != "ReadOnlyError: "+ro.addr+": register storage \"1\": read-only server or storage\n" {
+	ro := zeotest.Start(t, true, st, func(s *zeowire.Server) { s.ReadOnly = true })
+	out, _, code = connectRun("-s", ro.Addr, "check")
+	if code != 1 || out != "ReadOnlyError: "+ro.Addr+": register storage \"1\": read-only server or storage\n" {
 		t.Errorf("read-only: %d %q", code, out)
 	}
-	out, _, code = connectRun("-s", ro.addr, "check", "--nowrite")
+	out, _, code = connectRun("-s", ro.Addr, "check", "--nowrite")
 	if code != 0 {
 		t.Errorf("read-only nowrite: %d %q", code, out)
 	}
@@ -544,9 +492,9 @@ func connDeadTCP(t testing.TB) string {
 }
 
 func TestConnectErrors(t *testing.T) {
-	connNoLeaks(t)
+	zeotest.NoLeaks(t)
 	st := connMemFromFile(t, connBasicFS)
-	s := connStartZEO(t, false, st)
+	s := zeotest.Start(t, false, st)
 	dead := connDeadTCP(t)
 	cases := []struct {
 		args   []string
@@ -555,18 +503,18 @@ func TestConnectErrors(t *testing.T) {
 	}{
 		{[]string{"-s", dead, "info"}, 3, `^zodbctl connect: ` + regexp.QuoteMeta(dead) + `: connect: dial tcp [^\n]*connection refused\n$`},
 		{[]string{"-s", dead + "," + dead, "last-tid"}, 3, `^zodbctl connect: \S+: connect: [^\n]*; \S+: connect: [^\n]*\n$`},
-		{[]string{"-s", s.addr, "-S", "nope", "info"}, 4, `^zodbctl connect: ` + regexp.QuoteMeta(s.addr) + `: register storage "nope": unknown storage\n$`},
-		{[]string{"-s", s.addr, "load", "ffff"}, 5, `^zodbctl connect: ` + regexp.QuoteMeta(s.addr) + `: loadBefore: no such object: oid 000000000000ffff\n$`},
-		{[]string{"-s", s.addr, "load", "1", "--at", "0000000000000001"}, 5, `: loadBefore: oid 0000000000000001: no revision at or before that tid 0000000000000001\n$`},
-		{[]string{"-s", s.addr, "history", "ffff"}, 5, `: history: no such object`},
-		{[]string{"-s", s.addr, "load", "xyz"}, 2, `^zodbctl: connect: invalid oid "xyz"`},
-		{[]string{"-s", s.addr, "load"}, 2, `^zodbctl: connect load: expected one OID argument\n$`},
+		{[]string{"-s", s.Addr, "-S", "nope", "info"}, 4, `^zodbctl connect: ` + regexp.QuoteMeta(s.Addr) + `: register storage "nope": unknown storage\n$`},
+		{[]string{"-s", s.Addr, "load", "ffff"}, 5, `^zodbctl connect: ` + regexp.QuoteMeta(s.Addr) + `: loadBefore: no such object: oid 000000000000ffff\n$`},
+		{[]string{"-s", s.Addr, "load", "1", "--at", "0000000000000001"}, 5, `: loadBefore: oid 0000000000000001: no revision at or before that tid 0000000000000001\n$`},
+		{[]string{"-s", s.Addr, "history", "ffff"}, 5, `: history: no such object`},
+		{[]string{"-s", s.Addr, "load", "xyz"}, 2, `^zodbctl: connect: invalid oid "xyz"`},
+		{[]string{"-s", s.Addr, "load"}, 2, `^zodbctl: connect load: expected one OID argument\n$`},
 		{[]string{"info"}, 2, `^zodbctl: connect: no server: use -s`},
 		{[]string{"-s", "a:b:c", "info"}, 2, `^zodbctl: connect: invalid server address "a:b:c"`},
-		{[]string{"-s", s.addr, "transactions", "--since", "12"}, 0, `^$`},
-		{[]string{"-s", s.addr, "transactions", "--until", "zz"}, 2, `invalid tid "zz"`},
-		{[]string{"-s", s.addr, "pack", "--time", "25:00"}, 2, `^zodbctl: connect pack: invalid --time "25:00": expected HH\[:MM\[:SS\]\]\n$`},
-		{[]string{"-s", s.addr, "info", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"-s", s.Addr, "transactions", "--since", "12"}, 0, `^$`},
+		{[]string{"-s", s.Addr, "transactions", "--until", "zz"}, 2, `invalid tid "zz"`},
+		{[]string{"-s", s.Addr, "pack", "--time", "25:00"}, 2, `^zodbctl: connect pack: invalid --time "25:00": expected HH\[:MM\[:SS\]\]\n$`},
+		{[]string{"-s", s.Addr, "info", "extra"}, 2, `unexpected argument "extra"`},
 	}
 	for _, tc := range cases {
 		_, errOut, code := connectRun(tc.args...)
@@ -581,20 +529,20 @@ func TestConnectErrors(t *testing.T) {
 		t.Errorf("wait: %d %q", code, errOut)
 	}
 	// zeopack's HOST:PORT:NAME.
-	_, errOut, code = connectRun("-s", s.addr+":nope", "last-tid")
-	if code != exitConnRefused || errOut != "zodbctl connect: "+s.addr+`: register storage "nope": unknown storage`+"\n" {
+	_, errOut, code = connectRun("-s", s.Addr+":nope", "last-tid")
+	if code != exitConnRefused || errOut != "zodbctl connect: "+s.Addr+`: register storage "nope": unknown storage`+"\n" {
 		t.Errorf("HOST:PORT:NAME: %d %q", code, errOut)
 	}
-	out, _, code := connectRun("-s", s.addr+":1", "last-tid")
+	out, _, code := connectRun("-s", s.Addr+":1", "last-tid")
 	if code != 0 || out != st.LastTransaction().String()+"\n" {
 		t.Errorf("HOST:PORT:1: %d %q", code, out)
 	}
-	_, errOut, code = connectRun("-s", s.addr+":1,"+s.addr+":2", "last-tid")
+	_, errOut, code = connectRun("-s", s.Addr+":1,"+s.Addr+":2", "last-tid")
 	if code != ExitUsage || !strings.Contains(errOut, "name different storages") {
 		t.Errorf("two names: %d %q", code, errOut)
 	}
 	// The server address can come from the environment.
-	t.Setenv("ZODBCTL_SERVER", dead+","+s.addr)
+	t.Setenv("ZODBCTL_SERVER", dead+","+s.Addr)
 	out, _, code = connectRun("last-tid")
 	if code != 0 || out != st.LastTransaction().String()+"\n" {
 		t.Errorf("env + failover: %d %q", code, out)
@@ -626,12 +574,12 @@ func (it *connFailingIter) Next() (zeowire.TxnMeta, []zeowire.DataRecord, bool, 
 }
 
 func TestConnectCopyFailureLeavesNothing(t *testing.T) {
-	connNoLeaks(t)
-	s := connStartZEO(t, true, &connFailingStore{connMemFromFile(t, connBasicFS), 3})
+	zeotest.NoLeaks(t)
+	s := zeotest.Start(t, true, &connFailingStore{connMemFromFile(t, connBasicFS), 3})
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "Data.fs")
-	_, errOut, code := connectRun("-s", s.addr, "copy", dest)
-	if code != 1 || !strings.HasPrefix(errOut, "zodbctl connect: "+s.addr+": iterator: ") || !strings.Contains(errOut, "disk on fire") {
+	_, errOut, code := connectRun("-s", s.Addr, "copy", dest)
+	if code != 1 || !strings.HasPrefix(errOut, "zodbctl connect: "+s.Addr+": iterator: ") || !strings.Contains(errOut, "disk on fire") {
 		t.Errorf("copy: %d %q", code, errOut)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
@@ -686,23 +634,23 @@ func TestConnectWatchFailoverAndInterrupt(t *testing.T) {
 	// os/signal starts its one process-wide goroutine on first use: start
 	// it before counting goroutines.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGUSR2)
-	connBothEncodings(t, func(t *testing.T, msgpack bool) {
-		connNoLeaks(t)
+	zeotest.BothEncodings(t, func(t *testing.T, msgpack bool) {
+		zeotest.NoLeaks(t)
 		st := memstore.New("w")
-		s1 := connStartZEO(t, msgpack, st)
-		s2 := connStartZEO(t, msgpack, st)
+		s1 := zeotest.Start(t, msgpack, st)
+		s2 := zeotest.Start(t, msgpack, st)
 		var out, errOut connSyncBuffer
 		done := make(chan int, 1)
 		go func() {
-			done <- Run([]string{"zodbctl", "connect", "-s", s1.addr + "," + s2.addr, "watch", "--count", "3"}, &out, &errOut)
+			done <- Run([]string{"zodbctl", "connect", "-s", s1.Addr + "," + s2.Addr, "watch", "--count", "3"}, &out, &errOut)
 		}()
-		connWaitFor(t, "watch to start", func() bool { return strings.Contains(errOut.String(), "watching storage 1 at "+s1.addr) })
-		tid1 := connCommitOne(t, s1.addr, 7, 0)
+		connWaitFor(t, "watch to start", func() bool { return strings.Contains(errOut.String(), "watching storage 1 at "+s1.Addr) })
+		tid1 := connCommitOne(t, s1.Addr, 7, 0)
 		connWaitFor(t, "first invalidation", func() bool { return strings.Count(out.String(), "\n") == 1 })
-		s1.stop()
-		connWaitFor(t, "failover", func() bool { return strings.Contains(errOut.String(), "watching storage 1 at "+s2.addr) })
-		tid2 := connCommitOne(t, s2.addr, 7, tid1)
-		tid3 := connCommitOne(t, s2.addr, 8, 0)
+		s1.Stop()
+		connWaitFor(t, "failover", func() bool { return strings.Contains(errOut.String(), "watching storage 1 at "+s2.Addr) })
+		tid2 := connCommitOne(t, s2.Addr, 7, tid1)
+		tid3 := connCommitOne(t, s2.Addr, 8, 0)
 		select {
 		case code := <-done:
 			if code != 0 {
@@ -724,10 +672,10 @@ func TestConnectWatchFailoverAndInterrupt(t *testing.T) {
 		// SIGINT ends it cleanly.
 		var out2, err2 connSyncBuffer
 		go func() {
-			done <- Run([]string{"zodbctl", "connect", "-s", s2.addr, "watch", "--json"}, &out2, &err2)
+			done <- Run([]string{"zodbctl", "connect", "-s", s2.Addr, "watch", "--json"}, &out2, &err2)
 		}()
-		connWaitFor(t, "watch to start", func() bool { return strings.Contains(err2.String(), "watching storage 1 at "+s2.addr) })
-		tid4 := connCommitOne(t, s2.addr, 9, 0)
+		connWaitFor(t, "watch to start", func() bool { return strings.Contains(err2.String(), "watching storage 1 at "+s2.Addr) })
+		tid4 := connCommitOne(t, s2.Addr, 9, 0)
 		connWaitFor(t, "invalidation", func() bool { return strings.Contains(out2.String(), "\n") })
 		syscall.Kill(os.Getpid(), syscall.SIGINT)
 		select {
@@ -748,8 +696,8 @@ func TestConnectWatchFailoverAndInterrupt(t *testing.T) {
 // serves: transactions --json agrees with fsdump --json of the very file,
 // and a copy is byte-identical to it (pickle mode).
 func TestConnectFileStorage(t *testing.T) {
-	connBothEncodings(t, func(t *testing.T, msgpack bool) {
-		connNoLeaks(t)
+	zeotest.BothEncodings(t, func(t *testing.T, msgpack bool) {
+		zeotest.NoLeaks(t)
 		dir := t.TempDir()
 		path := filepath.Join(dir, "Data.fs")
 		orig, err := os.ReadFile(connBasicFS)
@@ -762,10 +710,10 @@ func TestConnectFileStorage(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		s := connStartZEO(t, msgpack, st)
-		defer s.stop() // before st.Close
+		s := zeotest.Start(t, msgpack, st)
+		defer s.Stop() // before st.Close
 
-		out, errOut, code := connectRun("-s", s.addr, "transactions", "--json")
+		out, errOut, code := connectRun("-s", s.Addr, "transactions", "--json")
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
@@ -773,7 +721,7 @@ func TestConnectFileStorage(t *testing.T) {
 		connAgreesWithFsdump(t, out, fsOut)
 
 		dest := filepath.Join(dir, "copy.fs")
-		if _, errOut, code := connectRun("-s", s.addr, "copy", dest); code != 0 {
+		if _, errOut, code := connectRun("-s", s.Addr, "copy", dest); code != 0 {
 			t.Fatalf("copy: %d %s", code, errOut)
 		}
 		if cp, _ := os.ReadFile(dest); !msgpack && !bytes.Equal(cp, orig) {
@@ -782,18 +730,18 @@ func TestConnectFileStorage(t *testing.T) {
 
 		// A commit through check, then the file verifies and the last tid moved.
 		last := st.LastTransaction()
-		if out, _, code := connectRun("-s", s.addr, "check"); code != 0 {
+		if out, _, code := connectRun("-s", s.Addr, "check"); code != 0 {
 			t.Fatalf("check: %d %s", code, out)
 		}
-		out, _, _ = connectRun("-s", s.addr, "last-tid")
+		out, _, _ = connectRun("-s", s.Addr, "last-tid")
 		if out == last.String()+"\n" {
 			t.Errorf("check did not commit")
 		}
-		out, _, code = connectRun("-s", s.addr, "pack")
+		out, _, code = connectRun("-s", s.Addr, "pack")
 		if code != 0 || !strings.HasPrefix(out, "packed storage 1 at ") {
 			t.Errorf("pack: %d %s", code, out)
 		}
-		out, _, code = connectRun("-s", s.addr, "info", "--json")
+		out, _, code = connectRun("-s", s.Addr, "info", "--json")
 		if j := connJsonLinesOf(t, out); code != 0 || j[0]["name"] != path || j[0]["supports_undo"] != true {
 			t.Errorf("info: %s", out)
 		}
@@ -826,15 +774,15 @@ func (it *connStallingIter) Next() (zeowire.TxnMeta, []zeowire.DataRecord, bool,
 }
 
 func TestConnectServerGoesAwayMidCommand(t *testing.T) {
-	connNoLeaks(t)
+	zeotest.NoLeaks(t)
 	st := &connStallingStore{Store: connMemFromFile(t, connBasicFS), after: 4}
-	s := connStartZEO(t, false, st)
-	st.stop = s.stop
+	s := zeotest.Start(t, false, st)
+	st.stop = s.Stop
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "Data.fs")
-	_, errOut, code := connectRun("-s", s.addr, "copy", dest)
-	if code != exitConnLost || !strings.HasPrefix(errOut, "zodbctl connect: "+s.addr+": iterator: connection lost: ") ||
-		!strings.Contains(errOut, "reconnecting: "+s.addr+": connect: ") || strings.Count(errOut, "\n") != 1 {
+	_, errOut, code := connectRun("-s", s.Addr, "copy", dest)
+	if code != exitConnLost || !strings.HasPrefix(errOut, "zodbctl connect: "+s.Addr+": iterator: connection lost: ") ||
+		!strings.Contains(errOut, "reconnecting: "+s.Addr+": connect: ") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("copy: %d %q", code, errOut)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
@@ -843,9 +791,9 @@ func TestConnectServerGoesAwayMidCommand(t *testing.T) {
 }
 
 func TestConnectConfigFile(t *testing.T) {
-	connNoLeaks(t)
+	zeotest.NoLeaks(t)
 	st := connMemFromFile(t, connBasicFS)
-	s := connStartZEO(t, true, st, func(srv *zeowire.Server) {
+	s := zeotest.Start(t, true, st, func(srv *zeowire.Server) {
 		srv.Storages = map[string]zeowire.Storage{"main": st}
 	})
 	conf := filepath.Join(t.TempDir(), "zope.conf")
@@ -861,7 +809,7 @@ instancehome $INSTANCE
   mount-point /
   <zeoclient>
     server `+connDeadTCP(t)+`
-    server `+s.addr+`
+    server `+s.Addr+`
     storage main
     name zeostorage
   </zeoclient>
@@ -936,7 +884,7 @@ func connWriteCerts(t *testing.T, dir string) {
 }
 
 func TestConnectTLS(t *testing.T) {
-	connNoLeaks(t)
+	zeotest.NoLeaks(t)
 	dir := t.TempDir()
 	connWriteCerts(t, dir)
 	p := func(n string) string { return filepath.Join(dir, n) }
@@ -945,25 +893,25 @@ func TestConnectTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := connMemFromFile(t, connBasicFS)
-	s := connStartZEO(t, false, st, func(srv *zeowire.Server) { srv.TLSConfig = tc })
-	out, errOut, code := connectRun("-s", s.addr, "--tls-ca", p("ca.pem"), "--tls-cert", p("client.pem"), "--tls-key", p("client.key"), "last-tid")
+	s := zeotest.Start(t, false, st, func(srv *zeowire.Server) { srv.TLSConfig = tc })
+	out, errOut, code := connectRun("-s", s.Addr, "--tls-ca", p("ca.pem"), "--tls-cert", p("client.pem"), "--tls-key", p("client.key"), "last-tid")
 	if code != 0 || out != st.LastTransaction().String()+"\n" {
 		t.Errorf("TLS: %d %q %q", code, out, errOut)
 	}
 	// The server requires a client certificate.
-	_, errOut, code = connectRun("-s", s.addr, "--tls-ca", p("ca.pem"), "last-tid")
-	if code != exitConnUnreachable || !strings.HasPrefix(errOut, "zodbctl connect: "+s.addr+": connect: ") || strings.Count(errOut, "\n") != 1 {
+	_, errOut, code = connectRun("-s", s.Addr, "--tls-ca", p("ca.pem"), "last-tid")
+	if code != exitConnUnreachable || !strings.HasPrefix(errOut, "zodbctl connect: "+s.Addr+": connect: ") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("no client certificate: %d %q", code, errOut)
 	}
 	// A plain client gets nowhere either.
-	_, errOut, code = connectRun("-s", s.addr, "--timeout", "1s", "last-tid")
-	if code != exitConnUnreachable || !strings.HasPrefix(errOut, "zodbctl connect: "+s.addr+": connect: ") {
+	_, errOut, code = connectRun("-s", s.Addr, "--timeout", "1s", "last-tid")
+	if code != exitConnUnreachable || !strings.HasPrefix(errOut, "zodbctl connect: "+s.Addr+": connect: ") {
 		t.Errorf("plain client: %d %q", code, errOut)
 	}
 }
 
 func TestConnectUnixAndIPv6(t *testing.T) {
-	connNoLeaks(t)
+	zeotest.NoLeaks(t)
 	st := connMemFromFile(t, connBasicFS)
 	want := st.LastTransaction().String() + "\n"
 	serve := func(ln net.Listener) {
@@ -997,7 +945,7 @@ func TestConnectUnixAndIPv6(t *testing.T) {
 }
 
 func TestConnectCopyBlobs(t *testing.T) {
-	connNoLeaks(t)
+	zeotest.NoLeaks(t)
 	ctx := context.Background()
 	st := memstore.New("blobs")
 	if err := st.SetBlobDir(t.TempDir()); err != nil {
@@ -1029,10 +977,10 @@ func TestConnectCopyBlobs(t *testing.T) {
 		}
 		tids = append(tids, tid)
 	}
-	s := connStartZEO(t, true, st)
+	s := zeotest.Start(t, true, st)
 	dir := t.TempDir()
 	dest, blobs := filepath.Join(dir, "Data.fs"), filepath.Join(dir, "blobs")
-	out, errOut, code := connectRun("-s", s.addr, "copy", dest, "--blob-dir", blobs)
+	out, errOut, code := connectRun("-s", s.Addr, "copy", dest, "--blob-dir", blobs)
 	if code != 0 || !strings.Contains(out, "(2 records, ") || !strings.Contains(out, ", 2 blobs in "+blobs+")") || errOut != "" {
 		t.Fatalf("copy: %d %q %q", code, out, errOut)
 	}
@@ -1047,7 +995,7 @@ func TestConnectCopyBlobs(t *testing.T) {
 	}
 	// Without --blob-dir: the records, and a warning.
 	dest2 := filepath.Join(dir, "NoBlobs.fs")
-	_, errOut, code = connectRun("-s", s.addr, "copy", dest2)
+	_, errOut, code = connectRun("-s", s.Addr, "copy", dest2)
 	if code != 0 || errOut != "zodbctl connect: copy: the storage has blobs; they are not copied without --blob-dir\n" {
 		t.Errorf("copy without blobs: %d %q", code, errOut)
 	}
@@ -1057,8 +1005,8 @@ func TestConnectCopyBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir3 := t.TempDir()
-	_, errOut, code = connectRun("-s", s.addr, "copy", filepath.Join(dir3, "Data.fs"), "--blob-dir", filepath.Join(dir3, "blobs"))
-	if code != exitConnNoObject || !strings.HasPrefix(errOut, "zodbctl connect: "+s.addr+": sendBlob: ") {
+	_, errOut, code = connectRun("-s", s.Addr, "copy", filepath.Join(dir3, "Data.fs"), "--blob-dir", filepath.Join(dir3, "blobs"))
+	if code != exitConnNoObject || !strings.HasPrefix(errOut, "zodbctl connect: "+s.Addr+": sendBlob: ") {
 		t.Errorf("missing blob: %d %q", code, errOut)
 	}
 	if ents, _ := os.ReadDir(dir3); len(ents) != 0 {

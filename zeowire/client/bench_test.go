@@ -6,6 +6,7 @@ import (
 
 	"github.com/zodbctl/zodbctl/zeowire"
 	"github.com/zodbctl/zodbctl/zeowire/memstore"
+	"github.com/zodbctl/zodbctl/zeowire/zeotest"
 )
 
 // BenchmarkTransactions iterates 200 transactions of 10 records (200 bytes
@@ -19,9 +20,9 @@ func BenchmarkTransactions(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			st := memstore.New("bench")
-			s := startServer(b, msgpack, st)
+			s := zeotest.Start(b, msgpack, st)
 			ctx := context.Background()
-			c, err := Connect(ctx, Options{Addrs: []string{s.addr}})
+			c, err := Connect(ctx, Options{Addrs: []string{s.Addr}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -7,69 +7,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/zodbctl/zodbctl/zeowire"
 	"github.com/zodbctl/zodbctl/zeowire/memstore"
+	"github.com/zodbctl/zodbctl/zeowire/zeotest"
 )
 
 // server is an in-process zeowire.Server on 127.0.0.1:0.
-type server struct {
-	srv  *zeowire.Server
-	addr string
-	done chan error
-}
-
-func startServer(t testing.TB, msgpack bool, st zeowire.Storage, opts ...func(*zeowire.Server)) *server {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{srv: &zeowire.Server{Storages: map[string]zeowire.Storage{"1": st}, Msgpack: msgpack}, addr: ln.Addr().String(), done: make(chan error, 1)}
-	for _, o := range opts {
-		o(s.srv)
-	}
-	go func() { s.done <- s.srv.Serve(ln) }()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) stop() {
-	if s.srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.srv.Shutdown(ctx)
-	<-s.done
-	s.srv = nil
-}
-
-// checkGoroutines fails the test if goroutines started during it are still
-// running at the end (after a grace period for closing connections).
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines leaked:\n%s", n-before, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
-
-func encodings(t *testing.T, f func(t *testing.T, msgpack bool)) {
-	t.Run("Z5", func(t *testing.T) { f(t, false) })
-	t.Run("M5", func(t *testing.T) { f(t, true) })
-}
-
 // deadAddr is the address of a server that is down: it hangs up on every
 // connection before saying anything. It listens (on 127.0.0.1, as every
 // test server) until the test ends, so that no other test server can be
@@ -93,13 +40,13 @@ func deadAddr(t testing.TB) string {
 }
 
 func TestCommitReadIterate(t *testing.T) {
-	encodings(t, func(t *testing.T, msgpack bool) {
-		checkGoroutines(t)
-		s := startServer(t, msgpack, memstore.New("test"))
+	zeotest.BothEncodings(t, func(t *testing.T, msgpack bool) {
+		zeotest.NoLeaks(t)
+		s := zeotest.Start(t, msgpack, memstore.New("test"))
 		ctx := context.Background()
 		var invs []Invalidation
 		invCh := make(chan Invalidation, 10)
-		c, err := Connect(ctx, Options{Addrs: []string{s.addr}, OnInvalidate: func(i Invalidation) { invCh <- i }})
+		c, err := Connect(ctx, Options{Addrs: []string{s.Addr}, OnInvalidate: func(i Invalidation) { invCh <- i }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +70,7 @@ func TestCommitReadIterate(t *testing.T) {
 		// A stale serial is a conflict, reported as such.
 		_, err = c.Commit(ctx, nil, nil, nil, []Store{{Oid: 1, Serial: tid1, Data: []byte("x")}})
 		var ce *zeowire.ConflictError
-		if !errors.As(err, &ce) || ce.Oid != 1 || !strings.HasPrefix(err.Error(), s.addr+": vote: ") {
+		if !errors.As(err, &ce) || ce.Oid != 1 || !strings.HasPrefix(err.Error(), s.Addr+": vote: ") {
 			t.Errorf("conflict: %v", err)
 		}
 		last, err := c.LastTransaction(ctx)
@@ -184,7 +131,7 @@ func TestCommitReadIterate(t *testing.T) {
 			t.Errorf("status %v %v", st, err)
 		}
 		// A second client sees invalidations of the first's commits.
-		c2, err := Connect(ctx, Options{Addrs: []string{s.addr}})
+		c2, err := Connect(ctx, Options{Addrs: []string{s.Addr}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,27 +153,27 @@ func TestCommitReadIterate(t *testing.T) {
 }
 
 func TestFailover(t *testing.T) {
-	encodings(t, func(t *testing.T, msgpack bool) {
-		checkGoroutines(t)
+	zeotest.BothEncodings(t, func(t *testing.T, msgpack bool) {
+		zeotest.NoLeaks(t)
 		ctx := context.Background()
 		st := memstore.New("shared")
-		s1 := startServer(t, msgpack, st)
-		s2 := startServer(t, msgpack, st)
+		s1 := zeotest.Start(t, msgpack, st)
+		s2 := zeotest.Start(t, msgpack, st)
 		dead := deadAddr(t)
 
 		// First address down: the second answers.
-		c, err := Connect(ctx, Options{Addrs: []string{dead, s2.addr}})
+		c, err := Connect(ctx, Options{Addrs: []string{dead, s2.Addr}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Addr() != s2.addr {
+		if c.Addr() != s2.Addr {
 			t.Errorf("connected to %s", c.Addr())
 		}
 		c.Close()
 
 		// First dies mid-session: the next call reconnects to the second.
 		var connects []string
-		c, err = Connect(ctx, Options{Addrs: []string{s1.addr, s2.addr}, Backoff: 10 * time.Millisecond,
+		c, err = Connect(ctx, Options{Addrs: []string{s1.Addr, s2.Addr}, Backoff: 10 * time.Millisecond,
 			OnConnect: func(a string, _ zeowire.Tid) { connects = append(connects, a) }})
 		if err != nil {
 			t.Fatal(err)
@@ -236,25 +183,25 @@ func TestFailover(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s1.stop()
+		s1.Stop()
 		<-c.Done()
 		last, err := c.LastTransaction(ctx)
-		if err != nil || last != tid || c.Addr() != s2.addr {
+		if err != nil || last != tid || c.Addr() != s2.Addr {
 			t.Errorf("after failover: %s %v at %s", last, err, c.Addr())
 		}
-		if len(connects) != 2 || connects[0] != s1.addr || connects[1] != s2.addr {
+		if len(connects) != 2 || connects[0] != s1.Addr || connects[1] != s2.Addr {
 			t.Errorf("connects %v", connects)
 		}
 	})
 }
 
 func TestIterationResumesAfterFailover(t *testing.T) {
-	checkGoroutines(t)
+	zeotest.NoLeaks(t)
 	ctx := context.Background()
 	st := memstore.New("shared")
-	s1 := startServer(t, false, st)
-	s2 := startServer(t, true, st)
-	c, err := Connect(ctx, Options{Addrs: []string{s1.addr, s2.addr}})
+	s1 := zeotest.Start(t, false, st)
+	s2 := zeotest.Start(t, true, st)
+	c, err := Connect(ctx, Options{Addrs: []string{s1.Addr, s2.Addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,16 +221,16 @@ func TestIterationResumesAfterFailover(t *testing.T) {
 		}
 		got = append(got, txn.Tid)
 		if len(got) == 2 {
-			s1.stop() // the rest comes from the second server
+			s1.Stop() // the rest comes from the second server
 		}
 	}
-	if len(got) != 5 || got[2] != tids[2] || got[4] != tids[4] || c.Addr() != s2.addr {
+	if len(got) != 5 || got[2] != tids[2] || got[4] != tids[4] || c.Addr() != s2.Addr {
 		t.Errorf("got %v want %v (at %s)", got, tids, c.Addr())
 	}
 }
 
 func TestUnreachableAndRefused(t *testing.T) {
-	checkGoroutines(t)
+	zeotest.NoLeaks(t)
 	ctx := context.Background()
 	dead1, dead2 := deadAddr(t), deadAddr(t)
 	var waits []string
@@ -309,7 +256,7 @@ func TestUnreachableAndRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	srvc := make(chan *server, 1)
+	srvc := make(chan *zeotest.Server, 1)
 	go func() {
 		time.Sleep(200 * time.Millisecond)
 		ln, err := net.Listen("tcp", addr)
@@ -317,49 +264,47 @@ func TestUnreachableAndRefused(t *testing.T) {
 			srvc <- nil
 			return
 		}
-		s := &server{srv: &zeowire.Server{Storages: map[string]zeowire.Storage{"1": memstore.New("late")}}, addr: addr, done: make(chan error, 1)}
-		go func() { s.done <- s.srv.Serve(ln) }()
-		srvc <- s
+		srvc <- zeotest.ServeOn(t, ln, false, memstore.New("late"))
 	}()
 	c, err := Connect(ctx, Options{Addrs: []string{addr}, Wait: 5 * time.Second, Backoff: 20 * time.Millisecond})
 	s := <-srvc
 	if s == nil {
 		t.Skip("port reused by somebody else")
 	}
-	defer s.stop()
+	defer s.Stop()
 	if err != nil {
 		t.Fatalf("late server: %v", err)
 	}
 	c.Close()
 
 	// Unknown storage and read-only refusals are not waited for.
-	ro := startServer(t, false, memstore.New("ro"), func(s *zeowire.Server) { s.ReadOnly = true })
+	ro := zeotest.Start(t, false, memstore.New("ro"), func(s *zeowire.Server) { s.ReadOnly = true })
 	start = time.Now()
-	_, err = Connect(ctx, Options{Addrs: []string{ro.addr}, Storage: "nope", Wait: 5 * time.Second})
+	_, err = Connect(ctx, Options{Addrs: []string{ro.Addr}, Storage: "nope", Wait: 5 * time.Second})
 	var re *RegisterError
-	if !errors.As(err, &re) || err.Error() != ro.addr+`: register storage "nope": unknown storage` || time.Since(start) > 2*time.Second {
+	if !errors.As(err, &re) || err.Error() != ro.Addr+`: register storage "nope": unknown storage` || time.Since(start) > 2*time.Second {
 		t.Errorf("unknown storage: %v", err)
 	}
-	_, err = Connect(ctx, Options{Addrs: []string{ro.addr}})
-	if !errors.As(err, &re) || err.Error() != ro.addr+`: register storage "1": read-only server or storage` {
+	_, err = Connect(ctx, Options{Addrs: []string{ro.Addr}})
+	if !errors.As(err, &re) || err.Error() != ro.Addr+`: register storage "1": read-only server or storage` {
 		t.Errorf("read-only: %v", err)
 	}
-	c, err = Connect(ctx, Options{Addrs: []string{ro.addr}, ReadOnlyFallback: true})
+	c, err = Connect(ctx, Options{Addrs: []string{ro.Addr}, ReadOnlyFallback: true})
 	if err != nil || !c.ReadOnly() {
 		t.Fatalf("fallback: %v", err)
 	}
 	c.Close()
 
 	// ruok without registering.
-	b, a, err := Ruok(ctx, Options{Addrs: []string{dead1, ro.addr}})
-	if err != nil || a != ro.addr || !strings.HasPrefix(string(b), `{"1": {"connections": `) {
+	b, a, err := Ruok(ctx, Options{Addrs: []string{dead1, ro.Addr}})
+	if err != nil || a != ro.Addr || !strings.HasPrefix(string(b), `{"1": {"connections": `) {
 		t.Errorf("ruok %s %s %v", b, a, err)
 	}
 }
 
 func TestFetchBlob(t *testing.T) {
-	encodings(t, func(t *testing.T, msgpack bool) {
-		checkGoroutines(t)
+	zeotest.BothEncodings(t, func(t *testing.T, msgpack bool) {
+		zeotest.NoLeaks(t)
 		ctx := context.Background()
 		st := memstore.New("blobs")
 		if err := st.SetBlobDir(t.TempDir()); err != nil {
@@ -380,8 +325,8 @@ func TestFetchBlob(t *testing.T) {
 		if err := stx.Finish(); err != nil {
 			t.Fatal(err)
 		}
-		s := startServer(t, msgpack, st)
-		c, err := Connect(ctx, Options{Addrs: []string{s.addr}})
+		s := zeotest.Start(t, msgpack, st)
+		c, err := Connect(ctx, Options{Addrs: []string{s.Addr}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -395,7 +340,7 @@ func TestFetchBlob(t *testing.T) {
 		}
 		err = c.FetchBlob(ctx, 5, tid+1, out)
 		var pk *zeowire.POSKeyError
-		if !errors.As(err, &pk) || !strings.HasPrefix(err.Error(), s.addr+": sendBlob: ") {
+		if !errors.As(err, &pk) || !strings.HasPrefix(err.Error(), s.Addr+": sendBlob: ") {
 			t.Errorf("missing blob: %v", err)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zodbctl/zodbctl/zeowire"
+	"github.com/zodbctl/zodbctl/zeowire/zeotest"
 )
 
 // fakeServer speaks the ZEO framing and handshake and answers each call
@@ -106,7 +107,7 @@ func normal(codec zeowire.Codec, m zeowire.Message) ([][]byte, bool) {
 func TestMalformedReplies(t *testing.T) {
 	for _, letter := range []byte{'Z', 'M'} {
 		t.Run(string(letter), func(t *testing.T) {
-			checkGoroutines(t)
+			zeotest.NoLeaks(t)
 			ctx := context.Background()
 			f := startFake(t, letter, func(codec zeowire.Codec, m zeowire.Message) [][]byte {
 				if m.Name == "lastTransaction" {
@@ -160,7 +161,7 @@ func TestMalformedReplies(t *testing.T) {
 }
 
 func TestServerKeepsClosing(t *testing.T) {
-	checkGoroutines(t)
+	zeotest.NoLeaks(t)
 	ctx := context.Background()
 	f := startFake(t, 'Z', func(codec zeowire.Codec, m zeowire.Message) [][]byte {
 		if out, ok := normal(codec, m); ok && m.Name == "register" {
@@ -182,7 +183,7 @@ func TestServerKeepsClosing(t *testing.T) {
 }
 
 func TestHugeFrameAndGarbage(t *testing.T) {
-	checkGoroutines(t)
+	zeotest.NoLeaks(t)
 	ctx := context.Background()
 	// A server whose announcement is followed by a 4 GiB length.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -239,7 +240,7 @@ func TestHugeFrameAndGarbage(t *testing.T) {
 }
 
 func TestCallTimeout(t *testing.T) {
-	checkGoroutines(t)
+	zeotest.NoLeaks(t)
 	ctx := context.Background()
 	f := startFake(t, 'M', func(codec zeowire.Codec, m zeowire.Message) [][]byte {
 		if out, ok := normal(codec, m); ok && m.Name == "register" {
@@ -271,7 +272,7 @@ func TestCallTimeout(t *testing.T) {
 func TestCommitMessages(t *testing.T) {
 	for _, letter := range []byte{'Z', 'M'} {
 		t.Run(string(letter), func(t *testing.T) {
-			checkGoroutines(t)
+			zeotest.NoLeaks(t)
 			var mu sync.Mutex
 			var seen []zeowire.Message
 			f := startFake(t, letter, func(codec zeowire.Codec, m zeowire.Message) [][]byte {

@@ -548,11 +548,7 @@ func TestReadOnly(t *testing.T) {
 // TestRecordIterNext walks every current record in oid order, including
 // an object created during the walk.
 func TestRecordIterNext(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openFresh(t)
 	ctx := context.Background()
 	tid := zeowire.Tid(0x03f0000000000000)
 	put := func(oids ...zeowire.Oid) {
@@ -676,11 +672,7 @@ func TestBlobUndo(t *testing.T) {
 // writer commits and a pack swaps the file; every answer is consistent
 // (run it with -race).
 func TestConcurrentLoads(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openFresh(t)
 	ctx := context.Background()
 	var tid zeowire.Tid = zeowire.TidFromTime(time.Now().Add(-time.Hour))
 	serials := map[zeowire.Oid]zeowire.Tid{}
@@ -797,11 +789,7 @@ func TestQuota(t *testing.T) {
 // TestIteratorAcrossPack: an iterator opened before a pack reads on from
 // the file it started with.
 func TestIteratorAcrossPack(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openFresh(t)
 	ctx := context.Background()
 	tid := zeowire.TidFromTime(time.Now().Add(-time.Hour))
 	var serial zeowire.Tid
@@ -852,11 +840,7 @@ func TestIteratorAcrossPack(t *testing.T) {
 // TestUndoChains: undo of an undo, and undo of a transaction whose state
 // a later undo brought back (FileStorage allows it: same data position).
 func TestUndoChains(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openFresh(t)
 	ctx := context.Background()
 	tid := zeowire.TidFromTime(time.Now().Add(-time.Hour))
 	run := func(f func(tx zeowire.StorageTxn) error) (zeowire.Tid, error) {
@@ -907,11 +891,7 @@ func TestUndoChains(t *testing.T) {
 // TestUndoSeveralInOne: Zope's undo form undoes several transactions in
 // one; newest first works through the records this transaction wrote.
 func TestUndoSeveralInOne(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openFresh(t)
 	ctx := context.Background()
 	tid := zeowire.TidFromTime(time.Now().Add(-time.Hour))
 	run := func(f func(tx zeowire.StorageTxn) error) (zeowire.Tid, error) {
@@ -1187,11 +1167,7 @@ func TestBlobDirLayout(t *testing.T) {
 // TestIterateFrom: iteration from any start tid (forward or, near the
 // end, found backwards) yields exactly the transactions from there on.
 func TestIterateFrom(t *testing.T) {
-	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openFresh(t)
 	ctx := context.Background()
 	tid := zeowire.TidFromTime(time.Now().Add(-time.Hour))
 	var tids []zeowire.Tid
@@ -1329,4 +1305,16 @@ func commitWith(t *testing.T, st *Store, tid zeowire.Tid, f func(tx zeowire.Stor
 		t.Fatal(err)
 	}
 	return tx.Finish()
+}
+
+// openFresh opens a new, empty Data.fs in a temporary directory, closed
+// when the test ends.
+func openFresh(t *testing.T) *Store {
+	t.Helper()
+	st, err := Open(filepath.Join(t.TempDir(), "Data.fs"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
