@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // A box holds a mutable container while a pickle is decoded: APPENDS,
@@ -169,12 +170,7 @@ func checkHashable(k any) error {
 	case *box:
 		switch x.kind {
 		case boxObject:
-			// Objects hash by identity, except the set that REDUCE of
-			// builtins.set makes (a value only once decoded).
-			if len(x.items) > 0 && x.items[0] == any(Global{"builtins", "set"}) && !x.obj.New {
-				return errors.New("unhashable type: 'set'")
-			}
-			return nil
+			return nil // objects hash by identity
 		case boxSet:
 			if x.set.Frozen {
 				return nil // its items were checked when it was built
@@ -309,6 +305,11 @@ func keyEqual(a, b any) bool {
 		}
 		return true
 	}
+	// A persistent reference is its id, boxed or final.
+	if x, ok := persistentID(a); ok {
+		y, ok := persistentID(b)
+		return ok && keyEqual(x, y)
+	}
 	if x, ok := a.(*box); ok {
 		y, ok := b.(*box)
 		return ok && x == y // objects hash and compare by identity
@@ -317,6 +318,19 @@ func keyEqual(a, b any) bool {
 		return false
 	}
 	return Equal(a, b)
+}
+
+// persistentID returns the id of a persistent reference, boxed or final.
+func persistentID(v any) (any, bool) {
+	switch x := v.(type) {
+	case PersistentRef:
+		return x.ID, true
+	case *box:
+		if x.kind == boxPersistent {
+			return x.items[0], true
+		}
+	}
+	return nil, false
 }
 
 // tupleItems returns the items of a tuple, boxed or final.
@@ -375,52 +389,18 @@ func (d *Decoder) finalize(v any, depth int) (any, error) {
 	case boxPersistent:
 		b.final = PersistentRef{ID: fin(b.items[0])}
 	case boxDict:
-		merge := false
 		for i := range b.dict {
-			merge = merge || becomesValue(b.dict[i].Key)
 			b.dict[i].Key = fin(b.dict[i].Key)
 			b.dict[i].Value = fin(b.dict[i].Value)
 		}
 		if b.dict == nil {
 			b.dict = Dict{}
 		}
-		if merge {
-			// Keys that were objects while decoding (bytes(), _codecs.encode)
-			// may now equal others: Python's dict had merged them, the
-			// first key's place with the last value.
-			keep := mergeEqual(len(b.dict), func(i int) any { return b.dict[i].Key })
-			at := make([]int, len(keep)) // kept index → its place in out
-			out := b.dict[:0]            // in place: out never passes i
-			for i, k := range keep {
-				if k == i {
-					at[i] = len(out)
-					out = append(out, b.dict[i])
-				} else {
-					out[at[k]].Value = b.dict[i].Value
-				}
-			}
-			b.dict = out
-		}
 		b.final = b.dict
 		b.index = nil
 	case boxSet:
-		merge := false
-		for _, it := range b.set.Items {
-			merge = merge || becomesValue(it)
-		}
 		finSlice(b.set.Items)
 		b.set.index = nil
-		if merge {
-			// The same for set items: the first is kept, as in Python.
-			keep := mergeEqual(len(b.set.Items), func(i int) any { return b.set.Items[i] })
-			out := b.set.Items[:0]
-			for i, k := range keep {
-				if k == i {
-					out = append(out, b.set.Items[i])
-				}
-			}
-			b.set.Items = out
-		}
 		b.final = b.set
 	case boxObject:
 		o := b.obj
@@ -437,7 +417,7 @@ func (d *Decoder) finalize(v any, depth int) (any, error) {
 			o.DictItems[i].Key = fin(o.DictItems[i].Key)
 			o.DictItems[i].Value = fin(o.DictItems[i].Value)
 		}
-		b.final = builtinValue(o)
+		b.final = o
 	}
 	if err != nil {
 		return nil, err
@@ -447,120 +427,77 @@ func (d *Decoder) finalize(v any, depth int) (any, error) {
 	return b.final, nil
 }
 
-// mergeEqual finds equal final keys: keep[i] is the index of the first key
-// equal to key(i) (i itself if none before). Objects stay distinct (they
-// hash by identity); scalars are matched through a map, the rest by scan.
-func mergeEqual(n int, key func(int) any) []int {
-	keep := make([]int, n)
-	seen := map[dictKey]int{}
-	var others []int
-	for i := range n {
-		keep[i] = i
-		k := key(i)
-		if dk, ok := keyOf(k); ok {
-			if j, found := seen[dk]; found {
-				keep[i] = j
-			} else {
-				seen[dk] = i
-			}
-			continue
-		}
-		for _, j := range others {
-			if sameFinalKey(key(j), k) {
-				keep[i] = j
-				break
-			}
-		}
-		if keep[i] == i {
-			others = append(others, i)
-		}
-	}
-	return keep
-}
-
-// sameFinalKey compares finalized keys as Python would hash them: objects
-// by identity, tuples item by item, the rest by value.
-func sameFinalKey(a, b any) bool {
-	if x, ok := a.(*Object); ok {
-		y, ok := b.(*Object)
-		return ok && x == y
-	}
-	if _, ok := b.(*Object); ok {
-		return false
-	}
-	if xs, ok := a.(Tuple); ok {
-		ys, ok := b.(Tuple)
-		if !ok || len(xs) != len(ys) {
-			return false
-		}
-		for i := range xs {
-			if !sameFinalKey(xs[i], ys[i]) {
-				return false
-			}
-		}
-		return true
-	}
-	return keyEqual(a, b)
-}
-
-// becomesValue reports whether x is a box that finalizing may turn into a
-// value equal to another key: an object that becomes a plain value
-// (builtinValue), a persistent reference.
-func becomesValue(x any) bool {
-	b, ok := x.(*box)
-	if !ok {
-		return false
-	}
-	if b.kind == boxTuple {
-		for _, it := range b.items {
-			if becomesValue(it) {
-				return true
-			}
-		}
-	}
-	// A persistent reference compares by its id once decoded.
-	return b.kind == boxObject || b.kind == boxPersistent
-}
-
-// builtinValue turns the REDUCE forms CPython uses for builtin types under
-// protocols < 3 (bytes) and < 4 (set, frozenset) back into values, as
-// Python's unpickler would by calling them; other objects stay as they are.
-func builtinValue(o *Object) any {
-	g, ok := o.Callable.(Global)
-	if !ok || o.New || o.State != nil || o.ListItems != nil || o.DictItems != nil || g.Module != "builtins" && g.Module != "_codecs" {
-		return o
+// callBuiltin does at REDUCE what Python's unpickler does by calling the
+// builtin: the forms CPython writes for builtin types under protocols < 3
+// (bytes(), _codecs.encode(str, 'latin1')) and < 4 (set(list),
+// frozenset(list)) become values at once, so that they hash, compare and
+// merge as dict keys and set items as in Python. ok is false for any other
+// callable or argument shape: that REDUCE stays an Object.
+func (d *Decoder) callBuiltin(callable, args any) (v any, ok bool, err error) {
+	g, isGlobal := callable.(Global)
+	items, isTuple := tupleItems(args)
+	if !isGlobal || !isTuple {
+		return nil, false, nil
 	}
 	switch g {
 	case Global{"builtins", "set"}, Global{"builtins", "frozenset"}:
-		s := &Set{Frozen: g.Name == "frozenset", Items: []any{}}
-		switch {
-		case len(o.Args) == 0:
-			return s
-		case len(o.Args) == 1:
-			if l, ok := o.Args[0].(List); ok {
-				// set(list) drops duplicates, as Python's call does.
-				if err := addToSet(s, l); err != nil {
-					return o
-				}
-				return s
+		var elems []any
+		switch len(items) {
+		case 0:
+		case 1:
+			if elems, ok = listItems(items[0]); !ok {
+				return nil, false, nil
 			}
+		default:
+			return nil, false, nil
 		}
+		s := &Set{Frozen: g.Name == "frozenset", Items: []any{}}
+		// set(list) drops duplicates and refuses unhashable items, as
+		// Python's call does.
+		if err := addToSet(s, elems); err != nil {
+			return nil, true, err
+		}
+		if s.Frozen && !slices.ContainsFunc(s.Items, isBox) {
+			return s, true, nil
+		}
+		// A set may still get ADDITEMS; boxed items resolve at STOP.
+		b := d.newBox(boxSet)
+		b.set = s
+		return b, true, nil
 	case Global{"builtins", "bytes"}:
-		if len(o.Args) == 0 {
-			return []byte{}
+		if len(items) == 0 {
+			return []byte{}, true, nil
 		}
 	case Global{"_codecs", "encode"}:
-		if len(o.Args) == 2 {
-			text, ok1 := o.Args[0].(string)
-			enc, ok2 := o.Args[1].(string)
+		if len(items) == 2 {
+			text, ok1 := items[0].(string)
+			enc, ok2 := items[1].(string)
 			if ok1 && ok2 && (enc == "latin1" || enc == "latin-1") {
 				if b, ok := latin1(text); ok {
-					return b
+					return b, true, nil
 				}
 			}
 		}
 	}
-	return o
+	return nil, false, nil
+}
+
+func isBox(v any) bool {
+	_, ok := v.(*box)
+	return ok
+}
+
+// listItems returns the items of a list, boxed or final.
+func listItems(v any) ([]any, bool) {
+	switch x := v.(type) {
+	case List:
+		return x, true
+	case *box:
+		if x.kind == boxList {
+			return x.items, true
+		}
+	}
+	return nil, false
 }
 
 // latin1 encodes text as Latin-1; ok is false if a character is above U+00FF.

@@ -864,6 +864,16 @@ func (d *Decoder) step(op byte) error {
 		if !isTuple(args) {
 			return fmt.Errorf("%s args must be a tuple, not %s", opName(op), typeName(args))
 		}
+		if op == opcode.Reduce {
+			v, ok, err := d.callBuiltin(callable, args)
+			if err != nil {
+				return err
+			}
+			if ok {
+				d.push(v)
+				break
+			}
+		}
 		d.push(d.newObject(callable, args, nil, op == opcode.NewObj))
 	case opcode.NewObjEx:
 		kwargs, err := d.pop()

@@ -131,8 +131,9 @@ func TestZEOTranscripts(t *testing.T) {
 	t.Logf("%d frames decoded and re-encoded", n)
 }
 
-// fixBuiltins applies builtinValue inside a transcript value: the decoder
-// turns builtins.set(...) into a *Set, the transcript shows the call.
+// fixBuiltins calls the builtins inside a transcript value as the decoder
+// does at REDUCE (callBuiltin): the decoder turns builtins.set(...) into a
+// *Set, the transcript shows the call.
 func fixBuiltins(v any) any {
 	switch x := v.(type) {
 	case Tuple:
@@ -140,7 +141,17 @@ func fixBuiltins(v any) any {
 			x[i] = fixBuiltins(x[i])
 		}
 	case *Object:
-		return builtinValue(x)
+		if x.New || x.State != nil || x.ListItems != nil || x.DictItems != nil {
+			return x
+		}
+		d := NewDecoder(nil)
+		called, ok, err := d.callBuiltin(x.Callable, x.Args)
+		if !ok || err != nil {
+			return x
+		}
+		if final, err := d.finalize(called, 0); err == nil {
+			return final
+		}
 	}
 	return v
 }
