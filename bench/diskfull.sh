@@ -27,7 +27,7 @@ head -c 2M /dev/zero > "$mnt/filler"
 "$work/zodbctl" serve -a 127.0.0.1:0 -f "$mnt/Data.fs" 2> "$work/serve.log" &
 srv=$!
 for _ in $(seq 100); do
-	addr=$(sed -nE 's/.*listening on ([0-9.]+:[0-9]+).*/\1/p; s/.*address=([0-9.]+:[0-9]+).*/\1/p' "$work/serve.log" | head -1)
+	addr=$(sed -nE 's/.*listening on ([0-9.]+:[0-9]+).*/\1/p' "$work/serve.log" | head -1)
 	[ -n "$addr" ] && break
 	sleep 0.1
 done

@@ -372,7 +372,6 @@ func serveWith(c *cli.Context, cfg *mkinstance.ServerConfig, listening func(addr
 		mode = "RO"
 	}
 	log.Info(fmt.Sprintf("StorageServer created %s with storages: %s", mode, strings.Join(summary, ", ")))
-	log.Info(fmt.Sprintf("listening on %s", ln.Addr()))
 
 	var metricsSrv *http.Server
 	if addr := c.String("metrics"); addr != "" {

@@ -227,7 +227,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		delete(s.listeners, ln)
 		s.mu.Unlock()
 	}()
-	s.log.Info("listening", "address", ln.Addr().String())
+	s.log.Info("listening on " + ln.Addr().String()) // runzeo's wording, which scripts wait for
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
