@@ -74,7 +74,7 @@ func checkPortRange(port string) error {
 	if port == "" || strings.Trim(port, "0123456789") != "" {
 		return nil
 	}
-	if n, err := strconv.ParseUint(port, 10, 64); err != nil || n > 65535 {
+	if _, err := portNumber(port); err != nil { // ZConfig's own check
 		return fmt.Errorf("port %s is out of range (0-65535)", port)
 	}
 	return nil
