@@ -39,14 +39,17 @@ func FuzzDecode(f *testing.F) {
 				if err != nil {
 					continue // e.g. NEWOBJ at protocol 0, bytearray
 				}
+				if proto >= 0 && proto < 3 && hasRenamedGlobal(v, 0) {
+					// CPython's fix_imports renames these too, and a renamed
+					// global may be another callable (__builtin__.set read
+					// back as builtins.set is called at REDUCE).
+					continue
+				}
 				d2 := NewDecoder(enc)
 				d2.FindGlobal = AnyGlobal
 				v2, err := d2.Decode()
 				if err != nil {
 					t.Fatalf("re-encoded %x (protocol %d) does not decode: %v", enc, proto, err)
-				}
-				if proto >= 0 && proto < 3 && hasRenamedGlobal(v, 0) {
-					continue // CPython's fix_imports renames these too
 				}
 				if !Equal(v, v2) && !hasNaN(v) {
 					t.Fatalf("protocol %d round trip: %#v became %#v", proto, v, v2)
